@@ -1,0 +1,56 @@
+"""pyr: frozen raster value types and pure, composable functions.
+
+Import order (each module imports only from those above it)::
+
+    errors, types
+    geobox
+    raster, cube
+    _blocks                     the one lazy/eager branch
+    ops/                        pure transforms: rescale, map_blocks, stack, reduce_time
+    io/                         side effects: GeoTIFF, Zarr, GDAL env, sources
+    compute, xr                 running graphs; xarray interop (imports xarray lazily)
+    cli/                        the ``pyr`` command
+
+``import pyr`` does not import xarray, distributed or matplotlib.
+"""
+
+from pyr.compute import compute
+from pyr.cube import Cube
+from pyr.errors import GridMismatch, IncompleteStore, InvalidArgument, PyrError, ReadError, StoreExists, WriteError
+from pyr.geobox import GeoBox
+from pyr.io import cloud_env, configure, read, read_zarr, write_zarr
+from pyr.io.cube import read_cube
+from pyr.io.tiff_write import write_tiff
+from pyr.ops import map_blocks, reduce_time, rescale, stack
+from pyr.raster import Raster
+from pyr.xr import from_xarray, to_xarray
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Cube",
+    "GeoBox",
+    "GridMismatch",
+    "IncompleteStore",
+    "InvalidArgument",
+    "PyrError",
+    "Raster",
+    "ReadError",
+    "StoreExists",
+    "WriteError",
+    "__version__",
+    "cloud_env",
+    "compute",
+    "configure",
+    "from_xarray",
+    "map_blocks",
+    "read",
+    "read_cube",
+    "read_zarr",
+    "reduce_time",
+    "rescale",
+    "stack",
+    "to_xarray",
+    "write_tiff",
+    "write_zarr",
+]

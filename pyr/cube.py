@@ -1,0 +1,107 @@
+"""``Cube``: a 4-D ``(time, band, y, x)`` array on a ``GeoBox`` with a time axis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import numpy as np
+
+from pyr.errors import InvalidArgument
+from pyr.geobox import GeoBox
+from pyr.raster import _nodata_key, _repr, _to_bands, _validate, is_dask
+
+__all__ = ["Cube", "parse_times"]
+
+
+def parse_times(value: Any, n: int | None = None, *, name: str = "times") -> np.ndarray | None:
+    """Normalise ``times`` to a 1-D ``datetime64[ns]`` array (or ``None``)."""
+    if value is None:
+        return None
+    try:
+        times = np.asarray(value, dtype="datetime64[ns]")
+    except (TypeError, ValueError) as err:
+        raise InvalidArgument(f"{name}={value!r} cannot be read as datetimes: {err}") from err
+    if times.ndim != 1:
+        raise InvalidArgument(f"{name} must be 1-D; got shape {times.shape}.")
+    if np.isnat(times).any():
+        raise InvalidArgument(f"{name} contains NaT.")
+    if n is not None and len(times) != n:
+        raise InvalidArgument(f"{name} has {len(times)} value(s); the cube has {n} date(s).")
+    times.setflags(write=False)
+    return times
+
+
+@attrs.frozen(eq=False, repr=False)
+class Cube:
+    """A time series of rasters on one grid: data ``(time, band, y, x)``.
+
+    ``times`` is a 1-D ``datetime64[ns]`` array (read-only) or ``None``.
+    Equality is identity; compare values with :func:`pyr.testing.assert_raster_equal`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyr import Cube, GeoBox
+    >>> gb = GeoBox.from_bounds((0, 0, 40, 20), 10, "EPSG:32631")
+    >>> c = Cube(np.zeros((3, 1, 2, 4), "uint16"), gb, nodata=0,
+    ...          times=["2020-01-01", "2020-01-11", "2020-01-21"])
+    >>> c.shape, c.times[1]
+    ((3, 1, 2, 4), np.datetime64('2020-01-11T00:00:00.000000000'))
+    """
+
+    data: Any
+    geobox: GeoBox = attrs.field(validator=attrs.validators.instance_of(GeoBox))
+    nodata: float | int | None = None
+    bands: tuple[str, ...] = attrs.field(default=None, converter=_to_bands)
+    times: np.ndarray | None = attrs.field(default=None)
+
+    def __attrs_post_init__(self) -> None:
+        _validate(self, ndim=4, what="Cube", dims="(time, band, y, x)")
+        object.__setattr__(self, "times", parse_times(self.times, int(self.data.shape[0])))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``(time, band, y, x)``."""
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The pixel dtype."""
+        dtype: np.dtype[Any] = np.dtype(self.data.dtype)
+        return dtype
+
+    @property
+    def count(self) -> int:
+        """Number of bands."""
+        return int(self.data.shape[1])
+
+    @property
+    def ntimes(self) -> int:
+        """Number of dates."""
+        return int(self.data.shape[0])
+
+    @property
+    def is_lazy(self) -> bool:
+        """Whether the data is a dask array."""
+        return is_dask(self.data)
+
+    @property
+    def chunks(self) -> tuple[tuple[int, ...], ...] | None:
+        """Dask chunks, or ``None`` when eager."""
+        return tuple(self.data.chunks) if self.is_lazy else None
+
+    def __repr__(self) -> str:
+        if self.times is None:
+            extra = ", times=None"
+        elif len(self.times):
+            extra = f", times=[{self.times[0]!s:.10}..{self.times[-1]!s:.10}]"
+        else:
+            extra = ", times=[]"
+        return _repr(self, "Cube", extra)
+
+    def __dask_tokenize__(self) -> object:
+        from dask.base import tokenize
+
+        times = None if self.times is None else self.times.astype("int64").tolist()
+        return ("pyr.Cube", tokenize(self.data), self.geobox, _nodata_key(self.nodata), self.bands, times)

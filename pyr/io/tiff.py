@@ -1,0 +1,242 @@
+"""Reading rasters with GDAL (``read``) and writing GeoTIFFs (``write_tiff``).
+
+A lazy read opens the source once, in the caller, for its header. Each chunk
+is a task ``(read_window, spec, expect, window)`` that opens (or reuses) a
+handle in whatever process and thread runs it, checks that the file still
+matches the header it was planned against, and reads its window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+
+from pyr._curry import curried
+from pyr.errors import GridMismatch, InvalidArgument, ReadError
+from pyr.geobox import GeoBox
+from pyr.io import _handles
+from pyr.io._handles import SourceSpec, gdal_env, open_dataset
+from pyr.io.env import GdalEnv
+from pyr.io.sources import display_name, to_gdal_path
+from pyr.raster import Raster
+from pyr.types import parse_band_indices, parse_chunks2d, parse_nodata
+
+__all__ = ["Header", "auto_chunks", "read", "read_header", "read_window", "source_spec"]
+
+
+@attrs.frozen
+class Header:
+    """What a source's header says; what every chunk task checks its file against."""
+
+    geobox: GeoBox
+    count: int
+    dtype: str
+    nodata: float | int | None
+    block_shape: tuple[int, int]
+    descriptions: tuple[str | None, ...]
+    overviews: tuple[int, ...]
+
+    def mismatch(self, other: Header) -> str | None:
+        """How ``other`` differs from this header (``None`` when it matches)."""
+        if other.geobox != self.geobox:
+            return f"grid {other.geobox!r} instead of {self.geobox!r}"
+        if other.count != self.count:
+            return f"{other.count} band(s) instead of {self.count}"
+        if other.dtype != self.dtype:
+            return f"dtype {other.dtype} instead of {self.dtype}"
+        if repr(other.nodata) != repr(self.nodata):
+            return f"nodata {other.nodata!r} instead of {self.nodata!r}"
+        return None
+
+
+def source_spec(source: Any, *, env: Mapping[str, Any] | None = None, overview: int | None = None) -> SourceSpec:
+    """The picklable description of ``source`` that tasks open."""
+    if overview is not None and (isinstance(overview, bool) or not isinstance(overview, int) or overview < 0):
+        raise InvalidArgument(f"overview={overview!r}: expected a non-negative int.")
+    genv = None if env is None else (env if isinstance(env, GdalEnv) else GdalEnv(env))
+    return SourceSpec(to_gdal_path(source), display_name(source), genv, overview)
+
+
+def _header_of(ds: Any, spec: SourceSpec) -> Header:
+    dtypes = set(ds.dtypes)
+    if len(dtypes) != 1:
+        raise ReadError(f"{spec.name!r} has bands of different dtypes {sorted(dtypes)}; read them one by one.")
+    if ds.crs is None and ds.transform.is_identity and (ds.gcps[0] or ds.rpcs):
+        raise ReadError(
+            f"{spec.name!r} is georeferenced by ground control points (or RPCs) only, not by a "
+            "transform; warp it to a grid first (e.g. gdalwarp)."
+        )
+    dtype = next(iter(dtypes))
+    nodata = ds.nodata
+    try:
+        nodata = parse_nodata(nodata, np.dtype(dtype))
+    except InvalidArgument:
+        nodata = None  # a nodata tag the dtype cannot hold marks nothing
+    return Header(
+        geobox=GeoBox((ds.height, ds.width), ds.transform, ds.crs),
+        count=ds.count,
+        dtype=dtype,
+        nodata=nodata,
+        block_shape=tuple(ds.block_shapes[0]),
+        descriptions=tuple(ds.descriptions),
+        overviews=tuple(ds.overviews(1)) if ds.count else (),
+    )
+
+
+def read_header(spec: SourceSpec) -> Header:
+    """Open ``spec`` (through this thread's handle cache) and read its header."""
+    with gdal_env(spec.env):
+        ds = open_dataset(spec)
+        return _header_of(ds, spec)
+
+
+def read_window(
+    spec: SourceSpec,
+    expect: Header | None,
+    indexes: tuple[int, ...],
+    window: tuple[int, int, int, int],
+) -> np.ndarray:
+    """Read ``window`` = (row0, row1, col0, col1) of bands ``indexes`` (1-based).
+
+    Raises :class:`GridMismatch` if the file no longer matches ``expect`` and
+    :class:`ReadError` naming the source if GDAL fails.
+    """
+    r0, r1, c0, c1 = window
+    with gdal_env(spec.env):
+        ds = open_dataset(spec)
+        if expect is not None:
+            got = _header_of(ds, spec)
+            why = expect.mismatch(got)
+            if why is not None:
+                raise GridMismatch(f"{spec.name!r} does not match the grid it was read with: it has {why}.")
+        try:
+            data: np.ndarray = ds.read(list(indexes), window=Window(c0, r0, c1 - c0, r1 - r0))
+            return data
+        except (RasterioError, OSError) as err:
+            _handles.forget(spec)
+            raise ReadError(
+                f"Cannot read {spec.name!r} (rows {r0}:{r1}, cols {c0}:{c1}): {_handles._reason(err)}"
+            ) from None
+
+
+def auto_chunks(header: Header, nbands: int, dtype: np.dtype[Any]) -> tuple[int, int]:
+    """Spatial chunks that are whole multiples of the block shape, near dask's chunk size."""
+    import dask
+    from dask.array.core import normalize_chunks
+    from dask.utils import parse_bytes
+
+    by, bx = header.block_shape
+    h, w = header.geobox.shape
+    limit = parse_bytes(dask.config.get("array.chunk-size"))
+    chunks = normalize_chunks(
+        (nbands, "auto", "auto"),
+        shape=(nbands, h, w),
+        limit=limit,
+        dtype=dtype,
+        previous_chunks=(nbands, min(by, h), min(bx, w)),
+    )
+    cy, cx = chunks[1][0], chunks[2][0]
+    # normalize_chunks may round to non-multiples at the edges; enforce alignment.
+    cy = max(by, (cy // by) * by) if cy < h else h
+    cx = max(bx, (cx // bx) * bx) if cx < w else w
+    return (cy, cx)
+
+
+def _split(n: int, size: int) -> tuple[int, ...]:
+    if n == 0:
+        return (0,)
+    return (size,) * (n // size) + ((n % size,) if n % size else ())
+
+
+def lazy_array(
+    spec: SourceSpec,
+    expect: Header | None,
+    indexes: tuple[int, ...],
+    shape: tuple[int, int],
+    chunks: tuple[int, int],
+    dtype: np.dtype[Any],
+    *,
+    reader: Any = None,
+    token_extra: Any = None,
+) -> Any:
+    """A dask array ``(band, y, x)`` whose chunk tasks call ``reader`` (default :func:`read_window`)."""
+    import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    reader = read_window if reader is None else reader
+    ychunks, xchunks = _split(shape[0], chunks[0]), _split(shape[1], chunks[1])
+    name = "pyr-read-" + tokenize(spec, expect, indexes, ychunks, xchunks, token_extra)
+    dsk: dict[Any, Any] = {}
+    r0 = 0
+    for i, cy in enumerate(ychunks):
+        c0 = 0
+        for j, cx in enumerate(xchunks):
+            dsk[(name, 0, i, j)] = (reader, spec, expect, indexes, (r0, r0 + cy, c0, c0 + cx))
+            c0 += cx
+        r0 += cy
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+    meta = np.empty((0, 0, 0), dtype=dtype)
+    return da.Array(graph, name, ((len(indexes),), ychunks, xchunks), meta=meta)
+
+
+@curried
+def read(
+    source: Any,
+    *,
+    bands: int | Sequence[int] | None = None,
+    chunks: Any = None,
+    overview: int | None = None,
+    nodata: float | int | None = None,
+    env: Mapping[str, Any] | None = None,
+) -> Raster:
+    """Read a raster from a path or URL, eagerly or lazily.
+
+    Parameters
+    ----------
+    source
+        Path, ``pathlib.Path``, ``file://``, ``http(s)://``, ``s3://``,
+        ``gs://``, ``az://`` URL or GDAL ``/vsi...`` path.
+    bands
+        0-based band index or sequence of indices (all bands by default).
+    chunks
+        ``None`` reads eagerly into numpy. ``"auto"`` gives dask chunks that
+        are whole multiples of the file's internal block shape near dask's
+        ``array.chunk-size``; an int or ``(y, x)`` gives those chunks.
+    overview
+        Read the k-th overview (0 is the finest), with its coarser geobox.
+    nodata
+        Override the file's nodata value.
+    env
+        GDAL config options applied around every open and read, in whatever
+        process runs the read (e.g. :func:`pyr.cloud_env`).
+
+    Examples
+    --------
+    >>> r = read("tests/data/tiny.tif", chunks="auto")  # doctest: +SKIP
+    >>> r.is_lazy  # doctest: +SKIP
+    True
+    """
+    spec = source_spec(source, env=env, overview=overview)
+    chunks2d = parse_chunks2d(chunks)
+    header = read_header(spec)
+    indexes = parse_band_indices(bands, header.count, source=spec.name)
+    idx = tuple(range(header.count)) if indexes is None else indexes
+    dtype = np.dtype(header.dtype)
+    names = tuple(d if d else str(i + 1) for i, d in enumerate(header.descriptions))
+    band_names = tuple(names[i] for i in idx)
+    if len(set(band_names)) != len(band_names):
+        band_names = tuple(str(i + 1) for i in idx)
+    out_nodata = header.nodata if nodata is None else parse_nodata(nodata, dtype)
+    gdal_indexes = tuple(i + 1 for i in idx)
+    if chunks2d is None:
+        data = read_window(spec, None, gdal_indexes, (0, header.geobox.height, 0, header.geobox.width))
+    else:
+        size = auto_chunks(header, len(idx), dtype) if isinstance(chunks2d, str) else chunks2d
+        data = lazy_array(spec, header, gdal_indexes, header.geobox.shape, size, dtype)
+    return Raster(data, header.geobox, nodata=out_nodata, bands=band_names)

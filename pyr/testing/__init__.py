@@ -1,0 +1,61 @@
+"""Test helpers for pyr and for code built on it: value assertions and hypothesis strategies.
+
+``pyr.testing.strategies`` needs ``hypothesis`` (imported only there).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from pyr.cube import Cube
+from pyr.raster import Raster, is_dask
+
+__all__ = ["assert_raster_equal"]
+
+
+def _values(data: Any) -> np.ndarray:
+    return np.asarray(data.compute() if is_dask(data) else data)
+
+
+def assert_raster_equal(
+    actual: Raster | Cube,
+    expected: Raster | Cube,
+    *,
+    rtol: float = 0.0,
+    atol: float = 0.0,
+    check_dtype: bool = True,
+) -> None:
+    """Assert two rasters (or cubes) have the same grid, metadata and values.
+
+    Lazy data is computed. NaN equals NaN, and NaN nodata equals NaN nodata.
+    ``rtol``/``atol`` allow float tolerance (for reductions); the default is exact.
+    """
+    assert type(actual) is type(expected), f"type {type(actual).__name__} != {type(expected).__name__}"
+    assert actual.geobox == expected.geobox, f"geobox {actual.geobox!r} != {expected.geobox!r}"
+    assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
+    if check_dtype:
+        assert actual.dtype == expected.dtype, f"dtype {actual.dtype} != {expected.dtype}"
+    assert _same_nodata(actual.nodata, expected.nodata), f"nodata {actual.nodata!r} != {expected.nodata!r}"
+    assert actual.bands == expected.bands, f"bands {actual.bands} != {expected.bands}"
+    if isinstance(actual, Cube) and isinstance(expected, Cube):
+        if actual.times is None or expected.times is None:
+            assert actual.times is None, "times: expected None"
+            assert expected.times is None, "times: got None"
+        else:
+            np.testing.assert_array_equal(actual.times, expected.times, err_msg="times differ")
+    a, e = _values(actual.data), _values(expected.data)
+    if rtol or atol:
+        np.testing.assert_allclose(a, e, rtol=rtol, atol=atol, equal_nan=True)
+    else:
+        np.testing.assert_array_equal(a, e, strict=False)
+
+
+def _same_nodata(a: float | int | None, b: float | int | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b

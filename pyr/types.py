@@ -1,0 +1,104 @@
+"""Input types accepted by the public API and their normalisers.
+
+The ``...Like`` aliases describe what users may pass; the ``parse_...``
+functions turn those into the one form the rest of pyr works with, raising
+:class:`~pyr.errors.InvalidArgument` naming the argument on bad input.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Any, TypeAlias
+
+import numpy as np
+
+from pyr.errors import InvalidArgument
+
+__all__ = [
+    "ChunksLike",
+    "PathLike",
+    "parse_band_indices",
+    "parse_chunks2d",
+    "parse_nodata",
+]
+
+PathLike: TypeAlias = str | os.PathLike[str]
+ChunksLike: TypeAlias = str | int | tuple[int, int] | None
+
+
+def parse_chunks2d(chunks: object, *, name: str = "chunks") -> str | tuple[int, int] | None:
+    """Normalise a ``chunks`` argument to ``None``, ``"auto"`` or ``(y, x)``."""
+    if chunks is None:
+        return None
+    if isinstance(chunks, str):
+        if chunks != "auto":
+            raise InvalidArgument(f"{name}={chunks!r}: expected None, 'auto', an int or (y, x).")
+        return "auto"
+    if isinstance(chunks, bool):
+        raise InvalidArgument(f"{name}={chunks!r}: expected None, 'auto', an int or (y, x).")
+    if isinstance(chunks, int | np.integer):
+        chunks = (int(chunks), int(chunks))
+    if (
+        not isinstance(chunks, Sequence)
+        or len(chunks) != 2
+        or not all(isinstance(c, int | np.integer) and not isinstance(c, bool) for c in chunks)
+    ):
+        raise InvalidArgument(f"{name}={chunks!r}: expected None, 'auto', an int or (y, x).")
+    y, x = int(chunks[0]), int(chunks[1])
+    if y <= 0 or x <= 0:
+        raise InvalidArgument(f"{name}={chunks!r}: chunk sizes must be positive.")
+    return (y, x)
+
+
+def parse_band_indices(bands: object, count: int, *, source: str = "") -> tuple[int, ...] | None:
+    """Normalise a ``bands`` argument (0-based int or sequence) against ``count`` bands."""
+    if bands is None:
+        return None
+    where = f" of {source!r}" if source else ""
+    items = [bands] if isinstance(bands, int | np.integer) else bands
+    if not isinstance(items, Sequence) or isinstance(items, str) or len(items) == 0:
+        raise InvalidArgument(f"bands={bands!r}: expected a 0-based index or a sequence of them.")
+    out = []
+    for b in items:
+        if isinstance(b, bool) or not isinstance(b, int | np.integer):
+            raise InvalidArgument(f"bands={bands!r}: band indices must be integers.")
+        if not 0 <= int(b) < count:
+            raise InvalidArgument(f"bands={bands!r}: index {int(b)} is out of range for the {count} band(s){where}.")
+        out.append(int(b))
+    return tuple(out)
+
+
+def parse_nodata(nodata: Any, dtype: np.dtype[Any], *, name: str = "nodata") -> float | int | None:
+    """Check that ``nodata`` is representable in ``dtype`` and return it as a Python scalar."""
+    if nodata is None:
+        return None
+    dtype = np.dtype(dtype)
+    try:
+        value = float(nodata)
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"{name}={nodata!r} is not a number.") from None
+    if dtype.kind == "f":
+        if math.isnan(value):
+            return math.nan
+        if math.isinf(value):
+            return value
+        if np.isfinite(value) and abs(value) > np.finfo(dtype).max:
+            raise InvalidArgument(f"{name}={nodata!r} is out of range for dtype {dtype}.")
+        return float(dtype.type(value))
+    if dtype.kind in "iu":
+        if math.isnan(value) or math.isinf(value) or value != int(value):
+            raise InvalidArgument(
+                f"{name}={nodata!r} is not representable in integer dtype {dtype} "
+                "(use a float dtype for NaN or fractional nodata)."
+            )
+        info = np.iinfo(dtype)
+        if not info.min <= int(value) <= info.max:
+            raise InvalidArgument(f"{name}={nodata!r} is out of range for dtype {dtype} ([{info.min}, {info.max}]).")
+        return int(value)
+    if dtype.kind == "b":
+        if value not in (0.0, 1.0):
+            raise InvalidArgument(f"{name}={nodata!r} is not representable in dtype bool.")
+        return int(value)
+    raise InvalidArgument(f"dtype {dtype} is not supported for rasters.")

@@ -1,0 +1,28 @@
+"""Shared fixtures and hypothesis profiles.
+
+Profiles: ``ci`` (default, fast) and ``thorough`` (``HYPOTHESIS_PROFILE=thorough``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+settings.register_profile("thorough", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """The folder of real third-party rasters (../shared/data/real)."""
+    if not REAL.is_dir():
+        pytest.skip(f"real data folder {REAL} not found")
+    return REAL
