@@ -147,7 +147,7 @@ class GeoBox:
     def bounds(self) -> tuple[float, float, float, float]:
         """``(left, bottom, right, top)`` of the grid's outer edge."""
         rows, cols = self.shape
-        corners = [self.transform * (c, r) for c, r in ((0, 0), (cols, 0), (0, rows), (cols, rows))]
+        corners = [self.transform @ (c, r) for c, r in ((0, 0), (cols, 0), (0, rows), (cols, rows))]
         xs = [p[0] for p in corners]
         ys = [p[1] for p in corners]
         return (min(xs), min(ys), max(xs), max(ys))
