@@ -11,8 +11,12 @@ STAMP := $(VENV)/.pyr-installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,bench]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
 	touch $(STAMP)
+
+$(VENV)/.pyr-bench-installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[bench]"
+	touch $@
 
 install: $(STAMP)
 
@@ -31,10 +35,10 @@ format: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(VENV)/.pyr-bench-installed
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
-bench-small: $(STAMP)
+bench-small: $(VENV)/.pyr-bench-installed
 	$(BIN)/python -m benchmarks.run --small $(BENCH_ARGS)
 
 clean:
