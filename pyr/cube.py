@@ -9,7 +9,7 @@ import numpy as np
 
 from pyr.errors import InvalidArgument
 from pyr.geobox import GeoBox
-from pyr.raster import _nodata_key, _repr, _to_bands, _validate, is_dask
+from pyr.raster import _is_geobox, _nodata_key, _repr, _to_bands, _validate, is_dask
 
 __all__ = ["Cube", "parse_times"]
 
@@ -51,7 +51,7 @@ class Cube:
     """
 
     data: Any
-    geobox: GeoBox = attrs.field(validator=attrs.validators.instance_of(GeoBox))
+    geobox: GeoBox = attrs.field(validator=_is_geobox)
     nodata: float | int | None = None
     bands: tuple[str, ...] = attrs.field(default=None, converter=_to_bands)
     times: np.ndarray | None = attrs.field(default=None)
@@ -99,6 +99,11 @@ class Cube:
         else:
             extra = ", times=[]"
         return _repr(self, "Cube", extra)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuild through __init__ so an unpickled (or copied) cube validates
+        # again and its ``times`` stay read-only.
+        return (Cube, (self.data, self.geobox, self.nodata, self.bands, self.times))
 
     def __dask_tokenize__(self) -> object:
         from dask.base import tokenize

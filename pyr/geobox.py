@@ -201,7 +201,7 @@ class GeoBox:
             crs = repr(self.crs.to_string()[:40])
         t = self.transform
         if self.is_axis_aligned:
-            grid = f"res=({t.a:g}, {t.e:g}), origin=({t.c:g}, {t.f:g})"
+            grid = f"res=({t.a:.12g}, {t.e:.12g}), origin=({t.c:.12g}, {t.f:.12g})"
         else:
             grid = f"transform={tuple(round(v, 6) for v in tuple(t)[:6])}"
         return f"GeoBox(shape={self.shape}, {grid}, crs={crs})"

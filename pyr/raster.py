@@ -29,7 +29,15 @@ def _to_bands(value: Any) -> tuple[str, ...] | None:
         return None
     if isinstance(value, str):
         return (value,)
-    return tuple(str(v) for v in value)
+    try:
+        return tuple(str(v) for v in value)
+    except TypeError:
+        raise InvalidArgument(f"bands={value!r}: expected a sequence of band names.") from None
+
+
+def _is_geobox(obj: Any, attribute: Any, value: Any) -> None:
+    if not isinstance(value, GeoBox):
+        raise InvalidArgument(f"{type(obj).__name__} geobox must be a GeoBox, not {type(value).__name__}.")
 
 
 @attrs.frozen(eq=False, repr=False)
@@ -52,7 +60,7 @@ class Raster:
     """
 
     data: Any
-    geobox: GeoBox = attrs.field(validator=attrs.validators.instance_of(GeoBox))
+    geobox: GeoBox = attrs.field(validator=_is_geobox)
     nodata: float | int | None = None
     bands: tuple[str, ...] = attrs.field(default=None, converter=_to_bands)
 

@@ -66,6 +66,8 @@ def parse_band_indices(bands: object, count: int, *, source: str = "") -> tuple[
             raise InvalidArgument(f"bands={bands!r}: band indices must be integers.")
         if not 0 <= int(b) < count:
             raise InvalidArgument(f"bands={bands!r}: index {int(b)} is out of range for the {count} band(s){where}.")
+        if int(b) in out:
+            raise InvalidArgument(f"bands={bands!r}: index {int(b)} is given twice.")
         out.append(int(b))
     return tuple(out)
 
@@ -75,6 +77,16 @@ def parse_nodata(nodata: Any, dtype: np.dtype[Any], *, name: str = "nodata") -> 
     if nodata is None:
         return None
     dtype = np.dtype(dtype)
+    if isinstance(nodata, bool | np.bool_):
+        if dtype.kind != "b":
+            raise InvalidArgument(f"{name}={nodata!r} is a bool; dtype {dtype} needs a number.")
+        return int(nodata)
+    if isinstance(nodata, int | np.integer) and dtype.kind in "iu":
+        exact = int(nodata)  # exact, also beyond 2**53 (int64/uint64 extremes)
+        info = np.iinfo(dtype)
+        if not info.min <= exact <= info.max:
+            raise InvalidArgument(f"{name}={nodata!r} is out of range for dtype {dtype} ([{info.min}, {info.max}]).")
+        return exact
     try:
         value = float(nodata)
     except (TypeError, ValueError):
@@ -84,7 +96,7 @@ def parse_nodata(nodata: Any, dtype: np.dtype[Any], *, name: str = "nodata") -> 
             return math.nan
         if math.isinf(value):
             return value
-        if np.isfinite(value) and abs(value) > np.finfo(dtype).max:
+        if abs(value) > float(np.finfo(dtype).max):
             raise InvalidArgument(f"{name}={nodata!r} is out of range for dtype {dtype}.")
         return float(dtype.type(value))
     if dtype.kind in "iu":

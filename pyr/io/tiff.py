@@ -8,6 +8,7 @@ matches the header it was planned against, and reads its window.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -59,7 +60,12 @@ def source_spec(source: Any, *, env: Mapping[str, Any] | None = None, overview: 
     if overview is not None and (isinstance(overview, bool) or not isinstance(overview, int) or overview < 0):
         raise InvalidArgument(f"overview={overview!r}: expected a non-negative int.")
     genv = None if env is None else (env if isinstance(env, GdalEnv) else GdalEnv(env))
-    return SourceSpec(to_gdal_path(source), display_name(source), genv, overview)
+    path = to_gdal_path(source)
+    if not path.startswith("/vsi") and not os.path.isabs(path) and os.path.exists(path):
+        # A relative path means the caller's working directory: fix it now, so that the
+        # handle caches and worker processes (other cwd) open the same file.
+        path = os.path.abspath(path)
+    return SourceSpec(path, display_name(source), genv, overview)
 
 
 def _header_of(ds: Any, spec: SourceSpec) -> Header:
@@ -119,9 +125,15 @@ def read_window(
             return data
         except (RasterioError, OSError) as err:
             _handles.forget(spec)
-            raise ReadError(
-                f"Cannot read {spec.name!r} (rows {r0}:{r1}, cols {c0}:{c1}): {_handles._reason(err)}"
-            ) from None
+            raise ReadError(f"Cannot read {spec.name!r} (rows {r0}:{r1}, cols {c0}:{c1}): {_reason(err)}") from None
+
+
+def _reason(err: BaseException) -> str:
+    """GDAL's own reason: rasterio often puts it in the cause ("See previous exception")."""
+    cause = err.__cause__ or err.__context__
+    if cause is not None and "previous exception" in str(err):
+        return _handles._reason(cause)
+    return _handles._reason(err)
 
 
 def auto_chunks(header: Header, nbands: int, dtype: np.dtype[Any]) -> tuple[int, int]:
@@ -228,7 +240,10 @@ def read(
     indexes = parse_band_indices(bands, header.count, source=spec.name)
     idx = tuple(range(header.count)) if indexes is None else indexes
     dtype = np.dtype(header.dtype)
-    names = tuple(d if d else str(i + 1) for i, d in enumerate(header.descriptions))
+    descriptions = header.descriptions
+    if spec.overview is not None:  # GDAL's overview datasets drop band descriptions
+        descriptions = read_header(attrs.evolve(spec, overview=None)).descriptions
+    names = tuple(d if d else str(i + 1) for i, d in enumerate(descriptions))
     band_names = tuple(names[i] for i in idx)
     if len(set(band_names)) != len(band_names):
         band_names = tuple(str(i + 1) for i in idx)

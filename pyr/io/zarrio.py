@@ -25,6 +25,7 @@ import itertools
 import math
 import os
 import threading
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,7 +52,8 @@ class Target:
     """Where a store lives: a path or fsspec URL plus storage options (picklable)."""
 
     url: str
-    storage_options: tuple[tuple[str, Any], ...] = ()
+    # compared and hashed by repr: options may nest dicts (s3fs's client_kwargs)
+    storage_options: tuple[tuple[str, Any], ...] = attrs.field(default=(), eq=repr)
     store: Any = attrs.field(default=None, eq=False)  # an in-process zarr store object
 
     @classmethod
@@ -107,19 +109,23 @@ class Target:
         return ("pyr.Target", self.url, repr(self.storage_options), id(self.store) if self.store is not None else None)
 
 
-def _cached_array(target: Target, name: str) -> Any:
-    """Return this thread's handle on the data array (opened once per process and thread)."""
+def _cached_array(target: Target, name: str, fingerprint: str) -> Any:
+    """The calling thread's handle on the data array (opened once per process, thread and write).
+
+    ``fingerprint`` (the write graph's name) keys the cache, so a handle opened
+    for an earlier write is never reused after ``mode="w"`` replaced the array.
+    """
     cache = getattr(_local, "arrays", None)
     if cache is None or getattr(_local, "pid", None) != os.getpid():
         cache = _local.arrays = {}
         _local.pid = os.getpid()
-    key = (target, name)
+    key = (target, name, fingerprint)
     arr = cache.get(key)
     if arr is None:
         import zarr
 
         arr = cache[key] = zarr.open_array(target.zarr_store(), path=name, mode="r+")
-        if len(cache) > 32:
+        while len(cache) > 32:
             cache.pop(next(iter(cache)))
     return arr
 
@@ -259,9 +265,11 @@ def init_store(target: Target, layout: Layout, mode: str) -> None:
     _create_arrays(group, layout)
 
 
-def write_chunk(target: Target, name: str, region: tuple[slice, ...], block: np.ndarray, _after: Any = None) -> None:
+def write_chunk(
+    target: Target, name: str, region: tuple[slice, ...], block: np.ndarray, _after: Any = None, fingerprint: str = ""
+) -> None:
     """Write one block (a whole Zarr chunk) into the data array."""
-    _cached_array(target, name)[region] = block
+    _cached_array(target, name, fingerprint)[region] = block
 
 
 def finalize_store(target: Target, layout: Layout, _after: Any = None) -> None:
@@ -270,7 +278,11 @@ def finalize_store(target: Target, layout: Layout, _after: Any = None) -> None:
 
     group = zarr.open_group(target.zarr_store(), mode="r+")
     group.attrs.update({"pyr": _pyr_attrs(layout, complete=True)})
-    zarr.consolidate_metadata(target.zarr_store())
+    with warnings.catch_warnings():
+        # zarr-python warns that consolidated metadata is not (yet) in the v3 spec;
+        # xarray and zarr-python read it, which is what it is written for.
+        warnings.filterwarnings("ignore", "Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(target.zarr_store())
 
 
 # --- write_zarr -----------------------------------------------------------------
@@ -294,6 +306,9 @@ def _layout(obj: Raster | Cube, name: str, zarr_format: int) -> Layout:
         chunks = _eager_chunks(obj)
     times = None
     if isinstance(obj, Cube):
+        # One date per Zarr chunk, whatever the dask time chunks (a dask chunk then writes
+        # several whole Zarr chunks): appending dates never rewrites a stored chunk.
+        chunks = (1, *chunks[1:])
         times = tuple(int(v) for v in cf.encode_times(_times_or_positions(obj)))
     return Layout(
         name=name,
@@ -356,7 +371,9 @@ def write_zarr_impl(
         _write_graph(obj, target, layout, mode).compute()
         return None
     init_store(target, layout, mode)
-    _cached_array(target, name)[...] = obj.data
+    import zarr
+
+    zarr.open_array(target.zarr_store(), path=name, mode="r+")[...] = obj.data
     finalize_store(target, layout)
     return None
 
@@ -379,7 +396,7 @@ def _write_graph(obj: Raster | Cube, target: Target, layout: Layout, mode: str) 
         idx = key[1:]
         region = tuple(slice(int(o[i]), int(o[i + 1])) for o, i in zip(offsets, idx, strict=True))
         wkey = (write_name, *idx)
-        dsk[wkey] = (write_chunk, target, layout.name, region, key, init_key)
+        dsk[wkey] = (write_chunk, target, layout.name, region, key, init_key, write_name)
         write_keys.append(wkey)
     dsk[final_key] = (finalize_store, target, layout, write_keys)
     graph = HighLevelGraph.from_collections(final_key, dsk, dependencies=[data])
@@ -400,6 +417,7 @@ def read_zarr_impl(
 ) -> Raster | Cube:
     import zarr
 
+    chunks = _parse_read_chunks(chunks)
     target = Target.of(store, storage_options)
     shown = display_name(target.url)
     group: Any
@@ -448,6 +466,21 @@ def read_zarr_impl(
     return Raster(data, geobox, nodata=nodata, bands=bands)
 
 
+def _parse_read_chunks(chunks: Any) -> str | tuple[int, ...] | None:
+    """``None``, ``"auto"``, an int (y and x) or a tuple of the trailing axes' chunk sizes."""
+    if chunks is None or chunks == "auto":
+        return chunks  # type: ignore[no-any-return]
+    items = (chunks, chunks) if isinstance(chunks, int | np.integer) else chunks
+    if (
+        isinstance(items, str)
+        or not isinstance(items, tuple | list)
+        or not 1 <= len(items) <= 4
+        or not all(isinstance(c, int | np.integer) and not isinstance(c, bool) and c > 0 for c in items)
+    ):
+        raise InvalidArgument(f"chunks={chunks!r}: expected None, 'auto', a positive int or a tuple of them.")
+    return tuple(int(c) for c in items)
+
+
 def _dims(arr: Any) -> tuple[str, ...]:
     if arr.metadata.zarr_format == 3:
         names = arr.metadata.dimension_names
@@ -477,17 +510,25 @@ def _nodata(arr: Any, attrs_: dict[str, Any]) -> float | int | None:
     return value  # type: ignore[no-any-return]
 
 
-def read_chunk(target: Target, name: str, region: tuple[slice, ...]) -> np.ndarray:
-    """Read one region of the data array (a task of a lazy ``read_zarr``)."""
+def read_chunk(target: Target, name: str, region: tuple[slice, ...], fingerprint: str = "") -> np.ndarray:
+    """Read one region of the data array (a task of a lazy ``read_zarr``).
+
+    ``fingerprint`` (the graph's name, a token of the array's metadata) keys
+    the handle cache, so a handle opened before the array was resized or
+    replaced (``mode="a"``/``"w"``) is never reused with stale metadata.
+    """
     import zarr
 
     cache = getattr(_local, "read_arrays", None)
     if cache is None or getattr(_local, "read_pid", None) != os.getpid():
         cache = _local.read_arrays = {}
         _local.read_pid = os.getpid()
-    arr = cache.get((target, name))
+    key = (target, name, fingerprint)
+    arr = cache.get(key)
     if arr is None:
-        arr = cache[(target, name)] = zarr.open_array(target.zarr_store(read_only=True), path=name, mode="r")
+        arr = cache[key] = zarr.open_array(target.zarr_store(read_only=True), path=name, mode="r")
+        while len(cache) > 32:
+            cache.pop(next(iter(cache)))
     return np.asarray(arr[region])
 
 
@@ -500,10 +541,10 @@ def _array(target: Target, name: str, arr: Any, chunks: Any) -> Any:
 
     if chunks == "auto":
         chunk_shape = tuple(arr.chunks)
-    elif isinstance(chunks, int):
-        chunk_shape = (*tuple(arr.chunks[:-2]), chunks, chunks)
     else:
-        chunk_shape = tuple(arr.chunks[: arr.ndim - len(chunks)]) + tuple(int(c) for c in chunks)
+        if len(chunks) > arr.ndim:
+            raise InvalidArgument(f"chunks={chunks!r}: the array has only {arr.ndim} dimensions.")
+        chunk_shape = tuple(arr.chunks[: arr.ndim - len(chunks)]) + tuple(chunks)
     norm = tuple(
         tuple(min(c, n - o) for o in range(0, n, c)) if n else (0,) for c, n in zip(chunk_shape, arr.shape, strict=True)
     )
@@ -513,7 +554,7 @@ def _array(target: Target, name: str, arr: Any, chunks: Any) -> Any:
 
     for idx in itertools.product(*(range(len(c)) for c in norm)):
         region = tuple(slice(int(o[i]), int(o[i + 1])) for o, i in zip(offsets, idx, strict=True))
-        dsk[(name_, *idx)] = (read_chunk, target, name, region)
+        dsk[(name_, *idx)] = (read_chunk, target, name, region, name_)
     graph = HighLevelGraph.from_collections(name_, dsk, dependencies=())
     return da.Array(graph, name_, norm, meta=np.empty((0,) * arr.ndim, dtype=arr.dtype))
 

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -13,7 +15,7 @@ import numpy as np
 from pyr.cube import Cube
 from pyr.raster import Raster, is_dask
 
-__all__ = ["assert_raster_equal"]
+__all__ = ["CountingScheduler", "assert_raster_equal", "raise_if_dask_computes"]
 
 
 def _values(data: Any) -> np.ndarray:
@@ -59,3 +61,45 @@ def _same_nodata(a: float | int | None, b: float | int | None) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
     return a == b
+
+
+class CountingScheduler:
+    """A dask scheduler that counts computes and fails after ``max_computes`` of them.
+
+    It runs graphs with dask's synchronous scheduler; :func:`raise_if_dask_computes`
+    installs one.
+    """
+
+    def __init__(self, max_computes: int = 0) -> None:
+        self.total_computes = 0
+        self.max_computes = max_computes
+
+    def __call__(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
+        """Count this compute, fail past the limit, else run it synchronously."""
+        from dask.local import get_sync
+
+        self.total_computes += 1
+        if self.total_computes > self.max_computes:
+            raise RuntimeError(
+                f"Too many dask computations were triggered: {self.total_computes} (allowed {self.max_computes})."
+            )
+        return get_sync(dsk, keys, **kwargs)
+
+
+@contextmanager
+def raise_if_dask_computes(max_computes: int = 0) -> Iterator[CountingScheduler]:
+    """Fail if code inside the block computes dask graphs more than ``max_computes`` times.
+
+    The way to prove an operation is lazy (as xarray's test helper of that name).
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> with raise_if_dask_computes():
+    ...     x = da.ones(4) + 1  # building a graph computes nothing
+    """
+    import dask
+
+    scheduler = CountingScheduler(max_computes)
+    with dask.config.set(scheduler=scheduler):
+        yield scheduler

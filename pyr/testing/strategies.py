@@ -23,7 +23,7 @@ from pyr.cube import Cube
 from pyr.geobox import GeoBox
 from pyr.raster import Raster
 
-__all__ = ["chunkings", "cubes", "dtypes", "geoboxes", "nodatas", "rasters"]
+__all__ = ["chunkings", "cube_splits", "cubes", "dtypes", "gappy_cubes", "geoboxes", "nodatas", "rasters"]
 
 DTYPES = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "float32", "float64")
 CRSS = ("EPSG:32631", "EPSG:32629", "EPSG:3857", "EPSG:4326", "EPSG:3035", None)
@@ -63,12 +63,21 @@ def geoboxes(
 
 @st.composite
 def nodatas(draw: st.DrawFn, dtype: np.dtype[Any]) -> float | int | None:
-    """``None``, a value representable in ``dtype``, or NaN (floats only)."""
+    """``None``, a value representable in ``dtype``, or NaN (floats only).
+
+    Integer dtypes get 0 and their extremes, except 64-bit integers, whose
+    extremes GDAL cannot keep in a GeoTIFF nodata tag (it stores a double as
+    text): they get ``±(2**53 - 1)``, the largest values that survive.
+    """
     dtype = np.dtype(dtype)
     options: list[Any] = [None]
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
-        options += [0, int(info.max), int(info.min)]
+        if dtype.itemsize == 8:
+            big = 2**53 - 1
+            options += [0, big] + ([-big] if dtype.kind == "i" else [])
+        else:
+            options += [0, int(info.max), int(info.min)]
     else:
         options += [math.nan, -9999.0, 0.0]
     value: float | int | None = draw(st.sampled_from(options))
@@ -154,3 +163,48 @@ def cubes(
         spatial = draw(chunkings(gb.shape))
         data = da.from_array(data, chunks=(1, count, *spatial))
     return Cube(data, gb, nodata=nodata, times=times)
+
+
+# --- cube strategies for time reductions and appends ------------------------------
+
+
+@st.composite
+def gappy_cubes(
+    draw: st.DrawFn,
+    *,
+    lazy: bool | None = None,
+    dtype: Any = None,
+    max_side: int = 16,
+    max_bands: int = 2,
+    max_times: int = 6,
+) -> Cube:
+    """Cubes with many missing cells: random nodata masks, NaN in floats, cells empty at every date.
+
+    Lazy cubes get random spatial chunks and random (regular) time chunks,
+    not only one date per chunk.
+    """
+    cube = draw(cubes(lazy=False, dtype=dtype, max_side=max_side, max_bands=max_bands, max_times=max_times))
+    data = np.array(cube.data)
+    if data.dtype.kind == "f":
+        nan_mask = draw(hnp.arrays(np.bool_, data.shape, elements=st.booleans()))
+        data[nan_mask] = np.nan
+    missing: Any = cube.nodata
+    if missing is None and data.dtype.kind == "f":
+        missing = np.nan
+    if missing is not None and data.size:
+        empty = draw(hnp.arrays(np.bool_, data.shape[-2:], elements=st.booleans()))
+        data[..., empty] = missing  # cells with no valid date at all
+    is_lazy = draw(st.booleans()) if lazy is None else lazy
+    if is_lazy:
+        import dask.array as da
+
+        tchunk = draw(st.integers(1, max(cube.ntimes, 1)))
+        spatial = draw(chunkings(cube.geobox.shape))
+        data = da.from_array(data, chunks=(tchunk, draw(st.integers(1, cube.count)), *spatial))
+    return Cube(data, cube.geobox, nodata=cube.nodata, bands=cube.bands, times=cube.times)
+
+
+@st.composite
+def cube_splits(draw: st.DrawFn, cube: Cube) -> int:
+    """A position splitting ``cube``'s dates into a stored part and an appended part (both non-empty)."""
+    return int(draw(st.integers(1, max(cube.ntimes - 1, 1))))

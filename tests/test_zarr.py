@@ -1,0 +1,443 @@
+"""``write_zarr`` / ``read_zarr``: round trips, the CF metadata block, completeness, modes, real clients."""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import rasterio
+import zarr
+from affine import Affine
+from dask.callbacks import Callback
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rasterio.crs import CRS
+
+import pyr
+from pyr import GeoBox, IncompleteStore, InvalidArgument, Raster, StoreExists
+from pyr.testing import assert_raster_equal, raise_if_dask_computes
+from pyr.testing.strategies import rasters
+
+UTM = GeoBox((5, 7), Affine(600.079, 0, 300000, 0, -600.855, -100000), "EPSG:32620")  # non-square, south
+GEO = GeoBox((6, 9), Affine(0.25, 0, -10.5, 0, -0.25, 50.0), "EPSG:4326")
+
+
+def int_raster(gb=UTM, count=2, nodata=-1, lazy=False):
+    data = np.arange(count * gb.height * gb.width, dtype="int16").reshape(count, *gb.shape)
+    data[0, 0, 0] = -1
+    if lazy:
+        data = da.from_array(data, chunks=(count, 2, 3))
+    return Raster(data, gb, nodata=nodata, bands=tuple(f"b{i}" for i in range(count)))
+
+
+def snapshot(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def attrs_of(store: Path, name: str, fmt: int) -> dict:
+    if fmt == 2:
+        zattrs = store / name / ".zattrs"
+        return json.loads(zattrs.read_text()) if zattrs.exists() else {}
+    return json.loads((store / name / "zarr.json").read_text()).get("attributes", {})
+
+
+# --- round trips ---------------------------------------------------------------
+
+
+@settings(max_examples=20)
+@given(rasters(max_side=21, max_bands=4), st.sampled_from([2, 3]), st.sampled_from([None, "auto", 4]))
+def test_roundtrip_property(r, zarr_format, read_chunks):
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "r.zarr"
+        pyr.write_zarr(r, store, zarr_format=zarr_format)
+        back = pyr.read_zarr(store, chunks=read_chunks)
+        assert back.is_lazy == (read_chunks is not None)
+        assert_raster_equal(back, r)
+        if r.is_lazy and read_chunks == "auto":
+            assert back.chunks == r.chunks  # one dask chunk is one Zarr chunk
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("nodata", [None, 0.0, -9999.0, math.nan])
+@pytest.mark.parametrize("gb", [UTM, GEO], ids=["utm-nonsquare", "geographic"])
+@pytest.mark.parametrize("count", [1, 4])
+def test_roundtrip_table(tmp_path, zarr_format, nodata, gb, count):
+    rng = np.random.default_rng(count)
+    data = rng.normal(size=(count, *gb.shape)).astype("float32")
+    if nodata is not None:
+        data[:, 1, 2] = nodata
+    for lazy in (False, True):
+        r = Raster(da.from_array(data, chunks=(count, 4, 4)) if lazy else data, gb, nodata=nodata)
+        store = tmp_path / f"{lazy}.zarr"
+        pyr.write_zarr(r, store, zarr_format=zarr_format)
+        assert_raster_equal(pyr.read_zarr(store), r)
+        assert_raster_equal(pyr.read_zarr(store, chunks=None), r)
+
+
+def test_south_up_grid_roundtrip(tmp_path):
+    gb = GeoBox((4, 3), Affine(0.5, 0, 10, 0, 0.5, -30), "EPSG:4326")
+    r = Raster(np.arange(12, dtype="float32").reshape(1, 4, 3), gb, nodata=-9999.0)
+    pyr.write_zarr(r, tmp_path / "s.zarr")
+    back = pyr.read_zarr(tmp_path / "s.zarr", chunks=None)
+    assert back.geobox == gb
+    assert back.geobox.resolution == (0.5, 0.5)
+    assert_raster_equal(back, r)
+
+
+def test_lazy_write_equals_eager_write(tmp_path):
+    r = int_raster()
+    pyr.write_zarr(r, tmp_path / "eager.zarr")
+    pyr.write_zarr(int_raster(lazy=True), tmp_path / "lazy.zarr")
+    assert_raster_equal(pyr.read_zarr(tmp_path / "lazy.zarr"), pyr.read_zarr(tmp_path / "eager.zarr"))
+
+
+def test_memory_store_and_named_variable():
+    store = zarr.storage.MemoryStore()
+    r = int_raster(lazy=True)
+    pyr.write_zarr(r, store, name="ndvi")
+    back = pyr.read_zarr(store)
+    assert_raster_equal(back, r)
+    assert "ndvi" in zarr.open_group(store, mode="r")
+    for bad in ("x", "spatial_ref", "", "a/b"):
+        with pytest.raises(InvalidArgument, match="name"):
+            pyr.write_zarr(r, zarr.storage.MemoryStore(), name=bad)
+
+
+def test_fsspec_memory_url():
+    r = int_raster(lazy=True)
+    pyr.write_zarr(r, "memory://pyr-test/r.zarr", mode="w")
+    assert_raster_equal(pyr.read_zarr("memory://pyr-test/r.zarr"), r)
+
+
+def test_irregular_chunks_are_refused(tmp_path):
+    data = da.from_array(np.zeros((1, 10, 10), "uint8"), chunks=((1,), (3, 5, 2), (10,)))
+    with pytest.raises(InvalidArgument, match="regular chunks"):
+        pyr.write_zarr(Raster(data, GeoBox.from_bounds((0, 0, 10, 10), 1)), tmp_path / "x.zarr")
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_bad_arguments(tmp_path):
+    r = int_raster()
+    with pytest.raises(InvalidArgument, match="zarr_format"):
+        pyr.write_zarr(r, tmp_path / "a.zarr", zarr_format=4)
+    with pytest.raises(InvalidArgument, match="mode"):
+        pyr.write_zarr(r, tmp_path / "a.zarr", mode="r")
+    with pytest.raises(InvalidArgument, match="Raster or Cube"):
+        pyr.write_zarr(r.data, tmp_path / "a.zarr")
+    assert not (tmp_path / "a.zarr").exists()
+
+
+# --- the CF block ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("gb", [UTM, GEO], ids=["utm", "geographic"])
+def test_cf_metadata_block(tmp_path, zarr_format, gb):
+    store = tmp_path / "cf.zarr"
+    pyr.write_zarr(int_raster(gb), store, zarr_format=zarr_format)
+    group = zarr.open_group(store, mode="r")
+
+    def dims(name):
+        arr = group[name]
+        if zarr_format == 2:
+            assert "dimension_names" not in json.dumps(arr.metadata.to_dict())
+            return tuple(arr.attrs["_ARRAY_DIMENSIONS"])
+        assert "_ARRAY_DIMENSIONS" not in arr.attrs
+        return tuple(arr.metadata.dimension_names or ())  # 0-d: no names to give
+
+    assert dims("band_data") == ("band", "y", "x")
+    assert dims("x") == ("x",)
+    assert dims("y") == ("y",)
+    assert dims("band") == ("band",)
+    assert dims("spatial_ref") == ()
+    # x/y: cell centres, float64, CF attributes.
+    y_expected, x_expected = gb.coords()
+    for name, expected in (("x", x_expected), ("y", y_expected)):
+        arr = group[name]
+        assert arr.dtype == np.dtype("float64")
+        np.testing.assert_array_equal(arr[:], expected)
+        attrs = dict(arr.attrs)
+        assert attrs["axis"] == name.upper()
+        if gb.crs.is_geographic:
+            assert attrs["standard_name"] == {"x": "longitude", "y": "latitude"}[name]
+            assert attrs["units"] == {"x": "degrees_east", "y": "degrees_north"}[name]
+        else:
+            assert attrs["standard_name"] == f"projection_{name}_coordinate"
+            assert attrs["units"] == "metre"
+    np.testing.assert_array_equal(group["x"][:], gb.transform.c + gb.transform.a * (np.arange(gb.width) + 0.5))
+    assert [str(b) for b in group["band"][:]] == ["b0", "b1"]
+    # spatial_ref: 0-d, WKT twice, CF grid-mapping parameters, GDAL GeoTransform.
+    sref = group["spatial_ref"]
+    assert sref.shape == ()
+    sattrs = dict(sref.attrs)
+    assert CRS.from_wkt(sattrs["crs_wkt"]) == gb.crs
+    assert sattrs["spatial_ref"] == sattrs["crs_wkt"]
+    if gb.crs.is_geographic:
+        assert sattrs["grid_mapping_name"] == "latitude_longitude"
+    else:
+        assert sattrs["grid_mapping_name"] == "transverse_mercator"
+        assert sattrs["longitude_of_central_meridian"] == -63.0
+        assert sattrs["false_easting"] == 500000.0
+    gt = [float(v) for v in sattrs["GeoTransform"].split()]
+    t = gb.transform
+    assert gt == [t.c, t.a, t.b, t.f, t.d, t.e]
+    # The data variable points at them.
+    dattrs = dict(group["band_data"].attrs)
+    assert dattrs["grid_mapping"] == "spatial_ref"
+    assert dattrs["coordinates"] == "spatial_ref"
+    assert dattrs["_FillValue"] == -1
+    assert group["band_data"].dtype == np.dtype("int16")
+    # Consolidated metadata and the completeness flag.
+    if zarr_format == 2:
+        zmeta = json.loads((store / ".zmetadata").read_text())["metadata"]
+        assert {"band_data/.zattrs", "spatial_ref/.zattrs", "x/.zarray", ".zattrs"} <= set(zmeta)
+    else:
+        root = json.loads((store / "zarr.json").read_text())
+        assert set(root["consolidated_metadata"]["metadata"]) >= {"band_data", "spatial_ref", "x", "y", "band"}
+    assert dict(group.attrs)["pyr"]["complete"] is True
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_fill_value_attribute(tmp_path, zarr_format):
+    gb = GEO
+    for nodata, expected in ((None, "absent"), (math.nan, "NaN"), (-9999.0, -9999.0)):
+        store = tmp_path / f"{nodata}-{zarr_format}.zarr"
+        r = Raster(np.zeros((1, *gb.shape), "float32"), gb, nodata=nodata)
+        pyr.write_zarr(r, store, zarr_format=zarr_format)
+        got = attrs_of(store, "band_data", zarr_format).get("_FillValue", "absent")
+        assert got == expected
+
+
+def test_secrets_never_reach_the_metadata(tmp_path):
+    store = tmp_path / "s.zarr"
+    pyr.write_zarr(int_raster(), f"file://{store}", storage_options={"auto_mkdir": True})
+    text = "".join(p.read_text() for p in store.rglob("*") if p.name in (".zattrs", ".zmetadata", "zarr.json"))
+    assert "auto_mkdir" not in text
+
+
+# --- laziness, completeness, modes ---------------------------------------------------
+
+
+def test_compute_false_touches_nothing(tmp_path):
+    store = tmp_path / "lazy.zarr"
+    r = int_raster(lazy=True)
+    with raise_if_dask_computes():
+        delayed = pyr.write_zarr(r, store, compute=False)
+    assert not store.exists()
+    mem = zarr.storage.MemoryStore()
+    pyr.write_zarr(r, mem, compute=False)
+    assert not dict(mem._store_dict)
+    # Eager rasters too.
+    eager_store = tmp_path / "eager.zarr"
+    pyr.write_zarr(int_raster(), eager_store, compute=False)
+    assert not eager_store.exists()
+    assert delayed.compute() is None
+    assert_raster_equal(pyr.read_zarr(store), r)
+
+
+def test_complete_flag_is_set_after_the_last_chunk(tmp_path):
+    store = tmp_path / "order.zarr"
+    r = int_raster(lazy=True)
+    delayed = pyr.write_zarr(r, store, compute=False)
+    events: list[tuple[str, object]] = []
+
+    class Watch(Callback):
+        def _pretask(self, key, dsk, state):
+            name = key[0] if isinstance(key, tuple) else key
+            if str(name).startswith("pyr-zarr-final"):
+                meta = zarr.open_group(store, mode="r").attrs["pyr"]
+                written = zarr.open_array(store, path="band_data", mode="r")[:]
+                events.append(("final", (meta["complete"], np.array_equal(written, r.data.compute()))))
+            elif str(name).startswith("pyr-zarr-write"):
+                events.append(("write", None))
+
+    with Watch(), dask.config.set(scheduler="threads"):
+        delayed.compute()
+    assert events[-1] == ("final", (False, True))  # all chunks in, not yet complete
+    assert [e[0] for e in events].count("write") == 9
+    assert zarr.open_group(store, mode="r").attrs["pyr"]["complete"] is True
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads"])
+def test_failed_chunk_write_leaves_an_incomplete_store(tmp_path, monkeypatch, scheduler):
+    from pyr.io import zarrio
+
+    real_write = zarrio.write_chunk
+
+    def write_or_fail(target, name, region, *args):
+        if region[-2].start == 5 and region[-1].start == 5:
+            raise OSError("disk full (on purpose)")
+        real_write(target, name, region, *args)
+
+    monkeypatch.setattr(zarrio, "write_chunk", write_or_fail)
+    gb = GeoBox.from_bounds((0, 0, 100, 100), 10, "EPSG:32631")
+    values = np.arange(100, dtype="int32").reshape(1, 10, 10)
+    r = Raster(da.from_array(values, chunks=(1, 5, 5)), gb)
+    store = tmp_path / "broken.zarr"
+    with pytest.raises(OSError, match="on purpose"), dask.config.set(scheduler=scheduler):
+        pyr.write_zarr(r, store)
+    assert zarr.open_group(store, mode="r").attrs["pyr"]["complete"] is False
+    assert zarr.open_array(store, path="band_data", mode="r")[0, 0, 0] == 0  # other chunks did land
+    with pytest.raises(IncompleteStore, match=r"broken\.zarr"):
+        pyr.read_zarr(store)
+    with pytest.raises(IncompleteStore):
+        pyr.read_zarr(store, chunks=None)
+    # Writing again with mode="w" repairs it.
+    monkeypatch.setattr(zarrio, "write_chunk", real_write)
+    pyr.write_zarr(r, store, mode="w")
+    assert_raster_equal(pyr.read_zarr(store), r)
+
+
+def test_failed_input_chunk_leaves_nothing_that_looks_complete(tmp_path):
+    def fail_on_99(block):
+        if (block == 99).any():
+            raise RuntimeError("chunk task failed on purpose")
+        return block
+
+    gb = GeoBox.from_bounds((0, 0, 100, 100), 10, "EPSG:32631")
+    values = np.arange(100, dtype="int32").reshape(1, 10, 10)
+    r = pyr.map_blocks(fail_on_99, Raster(da.from_array(values, chunks=(1, 5, 5)), gb))
+    store = tmp_path / "broken.zarr"
+    with pytest.raises(RuntimeError, match="on purpose"), dask.config.set(scheduler="threads"):
+        pyr.write_zarr(r, store)
+    if store.exists():  # depends on whether init ran before the failing task
+        with pytest.raises(IncompleteStore):
+            pyr.read_zarr(store)
+
+
+@pytest.mark.parametrize("compute", [True, False])
+@pytest.mark.parametrize("lazy", [True, False])
+def test_mode_w_minus_refuses_and_leaves_store_untouched(tmp_path, compute, lazy):
+    store = tmp_path / "exists.zarr"
+    pyr.write_zarr(int_raster(), store)
+    before = snapshot(store)
+    other = int_raster(GEO, count=1, nodata=None, lazy=lazy)
+    if compute:
+        with pytest.raises(StoreExists, match=r"exists\.zarr"):
+            pyr.write_zarr(other, store)
+    else:
+        delayed = pyr.write_zarr(other, store, compute=False)  # nothing touched yet
+        assert snapshot(store) == before
+        with pytest.raises(StoreExists, match=r"exists\.zarr"):
+            delayed.compute()
+    assert snapshot(store) == before
+    assert_raster_equal(pyr.read_zarr(store), int_raster())
+
+
+def test_mode_w_minus_refuses_a_non_zarr_directory(tmp_path):
+    target = tmp_path / "not-zarr"
+    target.mkdir()
+    (target / "keep.txt").write_text("precious")
+    with pytest.raises(StoreExists):
+        pyr.write_zarr(int_raster(), target)
+    assert (target / "keep.txt").read_text() == "precious"
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_mode_w_replaces(tmp_path, zarr_format):
+    store = tmp_path / "replace.zarr"
+    pyr.write_zarr(int_raster(), store, name="old", zarr_format=zarr_format)
+    new = int_raster(GEO, count=1, nodata=None, lazy=True)
+    pyr.write_zarr(new, store, mode="w", zarr_format=zarr_format)
+    assert_raster_equal(pyr.read_zarr(store), new)
+    assert "old" not in zarr.open_group(store, mode="r")
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_mode_w_replaces_a_store_this_process_wrote_before(tmp_path, lazy):
+    # Handles cached by earlier writes and reads must not outlive the array they opened.
+    store = tmp_path / "again.zarr"
+    first = int_raster(UTM, count=1, lazy=True)
+    pyr.write_zarr(first, store)
+    pyr.read_zarr(store).data.compute(scheduler="sync")
+    second = Raster(np.full((2, *GEO.shape), 2.5, "float32"), GEO, nodata=math.nan)
+    if lazy:
+        second = Raster(da.from_array(second.data, chunks=(2, 2, 2)), GEO, nodata=math.nan)
+    pyr.write_zarr(second, store, mode="w")
+    assert_raster_equal(pyr.read_zarr(store), second)
+    third = int_raster(UTM, count=1, nodata=3, lazy=True)
+    pyr.write_zarr(third, store, mode="w")
+    assert_raster_equal(pyr.read_zarr(store), third)
+
+
+def test_read_zarr_errors(tmp_path):
+    with pytest.raises(pyr.ReadError, match=r"missing\.zarr"):
+        pyr.read_zarr(tmp_path / "missing.zarr")
+    group = zarr.open_group(tmp_path / "two.zarr", mode="w")
+    group.create_array("a", shape=(2, 2), dtype="f4", attributes={"_ARRAY_DIMENSIONS": ["y", "x"]})
+    group.create_array("b", shape=(2, 2), dtype="f4", attributes={"_ARRAY_DIMENSIONS": ["y", "x"]})
+    with pytest.raises(pyr.ReadError, match="which variable"):
+        pyr.read_zarr(tmp_path / "two.zarr")
+
+
+# --- real clients -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("nodata", [None, -1])
+def test_xarray_and_rioxarray_read_what_pyr_writes(tmp_path, zarr_format, nodata):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("rioxarray")
+    r = int_raster(UTM, nodata=nodata, lazy=True)
+    store = tmp_path / "x.zarr"
+    pyr.write_zarr(r, store, zarr_format=zarr_format)
+    ds = xr.open_zarr(store)
+    band_data = ds["band_data"]
+    assert band_data.dims == ("band", "y", "x")
+    assert band_data.rio.crs == CRS.from_epsg(32620)
+    assert band_data.rio.transform().almost_equals(UTM.transform, precision=1e-6)
+    assert [str(b) for b in band_data["band"].values] == ["b0", "b1"]
+    values = r.data.compute()
+    if nodata is None:
+        np.testing.assert_array_equal(band_data.values, values)
+    else:
+        # mask_and_scale: cells equal to _FillValue become NaN in a float array.
+        assert band_data.dtype.kind == "f"
+        expected = values.astype(band_data.dtype)
+        expected[values == nodata] = np.nan
+        np.testing.assert_array_equal(band_data.values, expected)
+        assert band_data.rio.encoded_nodata == nodata
+        raw = xr.open_zarr(store, mask_and_scale=False)["band_data"]
+        np.testing.assert_array_equal(raw.values, values)
+        assert raw.rio.nodata == nodata
+
+
+def test_gdal_reads_what_pyr_writes_v2(tmp_path):
+    r = int_raster(UTM, lazy=True)
+    store = tmp_path / "gdal.zarr"
+    pyr.write_zarr(r, store)
+    with rasterio.open(f'ZARR:"{store}":/band_data') as src:
+        assert src.crs == CRS.from_epsg(32620)
+        assert src.transform.almost_equals(UTM.transform, precision=1e-6)
+        assert src.count == 2
+        assert src.nodata == -1
+        np.testing.assert_array_equal(src.read(), r.data.compute())
+
+
+@pytest.mark.parametrize("with_band", [True, False])
+def test_read_zarr_reads_an_xarray_rioxarray_store(tmp_path, with_band):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("rioxarray")
+    y, x = UTM.coords()
+    values = np.arange(2 * 35, dtype="float32").reshape(2, 5, 7)
+    if with_band:
+        arr = xr.DataArray(values, dims=("band", "y", "x"), coords={"band": [1, 2], "y": y, "x": x})
+    else:
+        arr = xr.DataArray(values[0], dims=("y", "x"), coords={"y": y, "x": x})
+    arr = arr.rio.write_crs("EPSG:32620").rio.write_nodata(-9999.0, encoded=True)
+    store = tmp_path / "xr.zarr"
+    arr.to_dataset(name="band_data").to_zarr(store, zarr_format=2, consolidated=True)
+    back = pyr.read_zarr(store)
+    assert back.geobox.crs == CRS.from_epsg(32620)
+    assert back.geobox.transform.almost_equals(UTM.transform, precision=1e-6)
+    assert back.geobox.shape == UTM.shape
+    assert back.nodata == -9999.0
+    assert back.bands == (("1", "2") if with_band else ("1",))
+    expected = values if with_band else values[:1]
+    np.testing.assert_array_equal(back.data.compute(), expected)
