@@ -441,3 +441,32 @@ def test_read_zarr_reads_an_xarray_rioxarray_store(tmp_path, with_band):
     assert back.bands == (("1", "2") if with_band else ("1",))
     expected = values if with_band else values[:1]
     np.testing.assert_array_equal(back.data.compute(), expected)
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads"])
+def test_failed_mode_w_keeps_the_old_store(tmp_path, monkeypatch, scheduler):
+    # SPEC: no failure deletes data that existed before the call. A local mode="w"
+    # write goes to a staging directory that replaces the store only once complete.
+    from pyr.io import zarrio
+
+    store = tmp_path / "keep.zarr"
+    old = int_raster()
+    pyr.write_zarr(old, store)
+    before = snapshot(store)
+    real_write = zarrio.write_chunk
+
+    def write_or_fail(target, name, region, *args):
+        if region[-1].start == 0 and region[-2].start == 0:
+            raise OSError("disk full (on purpose)")
+        real_write(target, name, region, *args)
+
+    monkeypatch.setattr(zarrio, "write_chunk", write_or_fail)
+    new = int_raster(GEO, count=1, nodata=None, lazy=True)
+    with pytest.raises(OSError, match="on purpose"), dask.config.set(scheduler=scheduler):
+        pyr.write_zarr(new, store, mode="w")
+    assert snapshot(store) == before
+    assert_raster_equal(pyr.read_zarr(store), old)
+    leftovers = [p for p in tmp_path.iterdir() if p.name != "keep.zarr"]
+    for path in leftovers:  # an abandoned staging store never looks complete
+        with pytest.raises(IncompleteStore):
+            pyr.read_zarr(path)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import shutil
 import threading
 import warnings
 from collections.abc import Mapping
@@ -260,8 +261,14 @@ def init_store(target: Target, layout: Layout, mode: str) -> None:
 
     if mode == "w-" and target.exists():
         raise StoreExists(f"{display_name(target.url)!r} already exists (mode='w-'); pass mode='w' to replace it.")
-    group = zarr.open_group(target.zarr_store(), mode="w", zarr_format=2 if layout.zarr_format == 2 else 3)
-    group.attrs.update({"pyr": _pyr_attrs(layout, complete=False)})
+    # The "incomplete" marker is part of the group's first metadata write, so a
+    # reader never sees this group without it.
+    group = zarr.open_group(
+        target.zarr_store(),
+        mode="w",
+        zarr_format=2 if layout.zarr_format == 2 else 3,
+        attributes={"pyr": _pyr_attrs(layout, complete=False)},
+    )
     _create_arrays(group, layout)
 
 
@@ -272,8 +279,13 @@ def write_chunk(
     _cached_array(target, name, fingerprint)[region] = block
 
 
-def finalize_store(target: Target, layout: Layout, _after: Any = None) -> None:
-    """Mark the store complete and consolidate its metadata."""
+def finalize_store(target: Target, layout: Layout, _after: Any = None, publish_to: str | None = None) -> None:
+    """Mark the store complete and consolidate its metadata.
+
+    With ``publish_to`` (a local path), the finished store at ``target``
+    then replaces whatever is at ``publish_to``: the old store is removed
+    only after the new one is complete.
+    """
     import zarr
 
     group = zarr.open_group(target.zarr_store(), mode="r+")
@@ -283,6 +295,17 @@ def finalize_store(target: Target, layout: Layout, _after: Any = None) -> None:
         # xarray and zarr-python read it, which is what it is written for.
         warnings.filterwarnings("ignore", "Consolidated metadata", category=UserWarning)
         zarr.consolidate_metadata(target.zarr_store())
+    if publish_to is not None:
+        _swap_directories(target.url, publish_to)
+
+
+def _swap_directories(new: str, final: str) -> None:
+    old = f"{new}.old"
+    if os.path.lexists(final):
+        os.rename(final, old)
+    os.rename(new, final)
+    if os.path.lexists(old):
+        shutil.rmtree(old, ignore_errors=True)
 
 
 # --- write_zarr -----------------------------------------------------------------
@@ -367,14 +390,7 @@ def write_zarr_impl(
         return _write_graph(obj, target, layout, mode)
     if mode == "w-" and target.exists():
         raise StoreExists(f"{display_name(target.url)!r} already exists (mode='w-'); pass mode='w' to replace it.")
-    if is_dask(obj.data):
-        _write_graph(obj, target, layout, mode).compute()
-        return None
-    init_store(target, layout, mode)
-    import zarr
-
-    zarr.open_array(target.zarr_store(), path=name, mode="r+")[...] = obj.data
-    finalize_store(target, layout)
+    _write_graph(obj, target, layout, mode).compute()
     return None
 
 
@@ -389,6 +405,12 @@ def _write_graph(obj: Raster | Cube, target: Target, layout: Layout, mode: str) 
     init_key = f"pyr-zarr-init-{token}"
     write_name = f"pyr-zarr-write-{token}"
     final_key = f"pyr-zarr-final-{token}"
+    publish_to = None
+    if mode == "w" and target.is_local:
+        # Replace a local store only once the new one is complete: write it
+        # beside the old one and swap directories in finalize_store.
+        publish_to = target.url
+        target = Target(f"{target.url}.pyr-staging-{token[:16]}")
     dsk: dict[Any, Any] = {init_key: (init_store, target, layout, mode)}
     offsets = [np.cumsum((0, *c)) for c in data.chunks]
     write_keys = []
@@ -398,7 +420,7 @@ def _write_graph(obj: Raster | Cube, target: Target, layout: Layout, mode: str) 
         wkey = (write_name, *idx)
         dsk[wkey] = (write_chunk, target, layout.name, region, key, init_key, write_name)
         write_keys.append(wkey)
-    dsk[final_key] = (finalize_store, target, layout, write_keys)
+    dsk[final_key] = (finalize_store, target, layout, write_keys, publish_to)
     graph = HighLevelGraph.from_collections(final_key, dsk, dependencies=[data])
     return Delayed(final_key, graph)
 
