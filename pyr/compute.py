@@ -2,54 +2,79 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+import sys
 from typing import Any
 
 import attrs
 
+from pyr._curry import curried
 from pyr.cube import Cube
 from pyr.raster import Raster, is_dask
 
 __all__ = ["compute"]
 
 
-def _progress_context() -> Any:
-    try:
-        from distributed import get_client
+def _active_client(target: Any) -> Any:
+    """The distributed ``Client`` dask would run ``target`` on, or ``None`` for a local scheduler."""
+    if "distributed" not in sys.modules:  # no client can exist without distributed imported
+        return None
+    from dask.base import get_scheduler
 
-        get_client()
-    except (ImportError, ValueError):
-        from dask.diagnostics.progress import ProgressBar
+    scheduler = get_scheduler(collections=[target])
+    owner = getattr(scheduler, "__self__", None)
+    from distributed import Client
 
-        return ProgressBar(minimum=0.5)
-    return None
+    return owner if isinstance(owner, Client) else None
 
 
+def _run(target: Any, progress: bool) -> Any:
+    client = _active_client(target)
+    if client is not None:
+        future = client.compute(target)
+        if progress:
+            from distributed import progress as show_progress
+
+            show_progress(future, notebook=False)  # blocks until done, drawing a text bar
+        return future.result()
+    from dask.base import compute as dask_compute
+
+    if not progress:
+        (value,) = dask_compute(target)
+        return value
+    from dask.diagnostics.progress import ProgressBar
+
+    with ProgressBar(minimum=0, dt=0.2, out=sys.stdout):
+        (value,) = dask_compute(target)
+    return value
+
+
+@curried
 def compute(obj: Any, *, progress: bool = False) -> Any:
     """Compute a lazy ``Raster``/``Cube`` (to an eager one) or a ``Delayed`` (to its value).
 
-    Eager inputs are returned as they are. ``progress=True`` shows dask's
-    progress bar locally, or the distributed client's progress on a cluster.
+    Runs on dask's current scheduler: the threads, processes or synchronous
+    scheduler, or the active ``distributed`` client. Eager inputs are returned
+    as they are.
+
+    Parameters
+    ----------
+    obj
+        A ``Raster``, ``Cube``, dask collection or ``Delayed``.
+    progress
+        Show a progress bar on standard output: dask's own bar for a local
+        scheduler, the distributed client's text bar on a cluster.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from pyr import GeoBox, Raster, compute
+    >>> gb = GeoBox.from_bounds((0, 0, 40, 20), 10, "EPSG:32631")
+    >>> lazy = Raster(da.ones((1, 2, 4), dtype="uint8", chunks=2), gb)
+    >>> compute(lazy).is_lazy
+    False
     """
     if isinstance(obj, Raster | Cube):
         if not is_dask(obj.data):
             return obj
-        target = obj.data
-    else:
-        target = obj
-    from dask.base import compute as dask_compute
-
-    ctx = _progress_context() if progress else nullcontext()
-    if ctx is None:  # a distributed client is active
-        from distributed import get_client
-        from distributed import progress as dprogress
-
-        future = get_client().compute(target)
-        dprogress(future)
-        value = future.result()
-    else:
-        with ctx:
-            (value,) = dask_compute(target)
-    if isinstance(obj, Raster | Cube):
-        return attrs.evolve(obj, data=value)
-    return value
+        return attrs.evolve(obj, data=_run(obj.data, progress))
+    return _run(obj, progress)

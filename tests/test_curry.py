@@ -24,10 +24,6 @@ from pyr.testing import assert_raster_equal
 # Keyword-only functions with no data argument: calling them with options *is* the call.
 NO_DATA_ARGUMENT = {"cloud_env", "configure"}
 # Public functions that do not curry yet (owners outside this test's module set; see the report).
-NOT_CURRIED_YET = {
-    "compute": "pyr/compute.py: compute is a plain function; decorate it with pyr._curry.curried",
-}
-
 PUBLIC_FUNCTIONS = sorted(
     name for name in pyr.__all__ if inspect.isroutine(getattr(pyr, name)) or isinstance(getattr(pyr, name), toolz.curry)
 )
@@ -42,11 +38,7 @@ def test_the_list_of_public_functions_is_what_we_think():
 
 @pytest.mark.parametrize(
     "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(reason=NOT_CURRIED_YET[n], strict=False)) if n in NOT_CURRIED_YET else n
-        for n in PUBLIC_FUNCTIONS
-        if n not in NO_DATA_ARGUMENT
-    ],
+    [n for n in PUBLIC_FUNCTIONS if n not in NO_DATA_ARGUMENT],
 )
 def test_public_function_is_curried_and_pickles(name):
     func = getattr(pyr, name)

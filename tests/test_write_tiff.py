@@ -1,0 +1,192 @@
+"""``write_tiff``: round trips, COG layout checked by GDAL, laziness, no partial files."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import rasterio
+from dask.delayed import Delayed
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from pyr import GeoBox, InvalidArgument, Raster, WriteError, read, write_tiff
+from pyr.testing import assert_raster_equal, raise_if_dask_computes
+from pyr.testing.strategies import rasters
+
+GB = GeoBox.from_bounds((600000, 5690000, 605120, 5695120), 10, "EPSG:32631")  # 512 x 512
+
+
+def _raster(lazy: bool, dtype: str = "uint16", chunks: int = 200) -> Raster:
+    rng = np.random.default_rng(1)
+    data = rng.integers(0, 5000, size=(2, *GB.shape)).astype(dtype)
+    data[:, :40, :40] = 0
+    arr = da.from_array(data, chunks=(1, chunks, chunks)) if lazy else data
+    return Raster(arr, GB, nodata=0, bands=("B04", "B08"))
+
+
+def _huge_int64_nodata(r: Raster) -> bool:
+    return r.dtype.itemsize == 8 and r.dtype.kind in "iu" and r.nodata is not None and abs(int(r.nodata)) > 2**53
+
+
+@settings(max_examples=15)
+@given(r=rasters(max_side=30, max_bands=3), cog=st.booleans(), compress=st.sampled_from(["deflate", "none", "zstd"]))
+def test_round_trip(tmp_path_factory: pytest.TempPathFactory, r: Raster, cog: bool, compress: str) -> None:
+    assume(not _huge_int64_nodata(r))
+    path = tmp_path_factory.mktemp("rt") / "r.tif"
+    assert write_tiff(r, path, cog=cog, compress=compress) is None
+    back = read(path)
+    assert_raster_equal(back, r.__class__(np.asarray(r.data), r.geobox, nodata=r.nodata, bands=r.bands))
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_cog_layout_validated_by_gdal(tmp_path: Path, lazy: bool) -> None:
+    r = _raster(lazy)
+    path = tmp_path / "cog.tif"
+    write_tiff(r, path)
+    with rasterio.open(path) as src:
+        assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        assert src.profile["tiled"]
+        assert src.compression.name.lower() == "deflate"
+        assert src.overviews(1)[0] == 2
+        assert src.crs.to_epsg() == 32631
+        assert src.transform == GB.transform
+        assert src.nodata == 0
+        assert src.descriptions == ("B04", "B08")
+        np.testing.assert_array_equal(src.read(), np.asarray(_raster(False).data))
+    assert_raster_equal(read(path, chunks="auto"), _raster(False))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cog.tif"]  # no staging left
+
+
+def test_plain_tiff_has_no_overviews(tmp_path: Path) -> None:
+    write_tiff(_raster(True), tmp_path / "plain.tif", cog=False, compress="lzw")
+    with rasterio.open(tmp_path / "plain.tif") as src:
+        assert src.overviews(1) == []
+        assert src.compression.name.lower() == "lzw"
+        assert "LAYOUT" not in src.tags(ns="IMAGE_STRUCTURE")
+
+
+def test_lazy_equals_eager(tmp_path: Path) -> None:
+    write_tiff(_raster(False, "float32"), tmp_path / "eager.tif")
+    write_tiff(_raster(True, "float32", chunks=96), tmp_path / "lazy.tif")
+    with rasterio.open(tmp_path / "eager.tif") as a, rasterio.open(tmp_path / "lazy.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
+        assert a.profile == b.profile
+
+
+@settings(max_examples=10)
+@given(r=rasters(lazy=True, max_side=30, max_bands=3))
+def test_lazy_round_trip(tmp_path_factory: pytest.TempPathFactory, r: Raster) -> None:
+    assume(not _huge_int64_nodata(r))
+    path = tmp_path_factory.mktemp("lazy") / "r.tif"
+    write_tiff(r, path)
+    assert_raster_equal(read(path), r)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_compute_false_touches_nothing(tmp_path: Path, lazy: bool) -> None:
+    path = tmp_path / "later.tif"
+    with raise_if_dask_computes():
+        delayed = write_tiff(_raster(lazy), path, compute=False)
+    assert list(tmp_path.iterdir()) == []
+    assert isinstance(delayed, Delayed)
+    delayed.compute(scheduler="threads")
+    assert_raster_equal(read(path), _raster(False))
+
+
+def test_lazy_write_runs_under_processes(tmp_path: Path) -> None:
+    path = tmp_path / "p.tif"
+    with dask.config.set(scheduler="processes", num_workers=2):
+        write_tiff(_raster(True, chunks=256), path)
+    assert_raster_equal(read(path), _raster(False))
+
+
+def _boom(block: np.ndarray) -> np.ndarray:
+    if block.shape[1] < 200:  # fail on the ragged edge chunks only, after others were written
+        raise RuntimeError("kernel failed")
+    return block
+
+
+def test_failure_leaves_old_file_and_no_partial(tmp_path: Path) -> None:
+    path = tmp_path / "keep.tif"
+    path.write_bytes(b"old content")
+    r = _raster(True)
+    bad = Raster(r.data.map_blocks(_boom, dtype=r.dtype), GB, nodata=0, bands=r.bands)
+    with pytest.raises(RuntimeError, match="kernel failed"):
+        write_tiff(bad, path)
+    assert path.read_bytes() == b"old content"
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.tif"]
+
+
+def test_chunks_never_meet_in_one_task(tmp_path: Path) -> None:
+    """The final task depends on the chunk-saving tasks, never on the chunks' arrays."""
+    r = _raster(True, chunks=128)
+    delayed = write_tiff(r, tmp_path / "x.tif", compute=False)
+    graph = dict(delayed.__dask_graph__())
+    final = graph[delayed.key]
+    deps = {d for d in dask.core.get_dependencies(graph, delayed.key)}
+    assert deps
+    assert all(str(d[0]).startswith("pyr-tiff-chunk-") for d in deps)
+    assert final is not None
+
+
+def test_level_changes_size_not_values(tmp_path: Path) -> None:
+    r = _raster(False)
+    write_tiff(r, tmp_path / "l1.tif", level=1)
+    write_tiff(r, tmp_path / "l9.tif", level=9)
+    assert_raster_equal(read(tmp_path / "l1.tif"), read(tmp_path / "l9.tif"))
+    assert (tmp_path / "l1.tif").stat().st_size != (tmp_path / "l9.tif").stat().st_size
+
+
+def test_curried_and_pipe(tmp_path: Path) -> None:
+    from toolz import pipe
+
+    pipe(_raster(False), write_tiff(path=tmp_path / "c.tif", compress="zstd"))
+    with rasterio.open(tmp_path / "c.tif") as src:
+        assert src.compression.name.lower() == "zstd"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"compress": "jpeg2000"}, "compress"),
+        ({"cog": "yes"}, "cog"),
+        ({"level": 0}, "level"),
+        ({"compress": "lzw", "level": 3}, "level"),
+    ],
+)
+def test_bad_options(tmp_path: Path, kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(InvalidArgument, match=match):
+        write_tiff(_raster(False), tmp_path / "x.tif", **kwargs)
+
+
+def test_bad_targets(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgument, match="Raster"):
+        write_tiff(np.zeros((1, 2, 2)), tmp_path / "x.tif")
+    with pytest.raises(InvalidArgument, match=r"s3://b/x\.tif"):
+        write_tiff(_raster(False), "s3://b/x.tif")
+    with pytest.raises(WriteError, match="nowhere"):
+        write_tiff(_raster(False), tmp_path / "nowhere" / "x.tif")
+    with pytest.raises(InvalidArgument, match="bool"):
+        write_tiff(Raster(np.zeros((1, 2, 2), bool), GeoBox.from_bounds((0, 0, 2, 2), 1, None)), tmp_path / "b.tif")
+
+
+def test_nan_nodata_float(tmp_path: Path) -> None:
+    data = np.array([[[1.5, math.nan], [2.5, 3.5]]], "float32")
+    r = Raster(data, GeoBox.from_bounds((0, 0, 20, 20), 10, "EPSG:3035"), nodata=math.nan)
+    write_tiff(r, tmp_path / "nan.tif")
+    assert_raster_equal(read(tmp_path / "nan.tif"), r)
+
+
+def test_int64_nodata_beyond_float64_is_refused(tmp_path: Path) -> None:
+    gb = GeoBox.from_bounds((0, 0, 20, 20), 10, "EPSG:32631")
+    r = Raster(np.zeros((1, 2, 2), "int64"), gb, nodata=int(np.iinfo("int64").max))
+    with pytest.raises(InvalidArgument, match="nodata"):
+        write_tiff(r, tmp_path / "x.tif")
+    ok = Raster(np.zeros((1, 2, 2), "int64"), gb, nodata=-(2**53))
+    write_tiff(ok, tmp_path / "ok.tif")
+    assert_raster_equal(read(tmp_path / "ok.tif"), ok)
