@@ -1,12 +1,248 @@
-"""Appending dates to a cube store (placeholder until the cube work lands)."""
+"""``write_zarr(cube, store, mode="a")``: append later dates to a pyr cube store.
+
+The call reads the store's metadata (nothing is written) to refuse a
+mismatch early and to plan writes aligned to the stored chunks. The returned
+graph is ``begin`` -> one ``write`` task per chunk of the new dates -> ``finish``:
+
+* ``begin`` checks the store is still as planned, marks it incomplete
+  (``pyr.complete = false`` plus ``pyr.appending = {"from": n0, "to": n}``,
+  consolidated, so every reader sees it), resizes the data and ``time``
+  arrays to ``n`` dates and writes the new times;
+* each ``write`` writes whole Zarr chunks of dates ``n0..n``, so chunks of
+  the existing dates are never rewritten (only the tiny ``time`` coordinate
+  is extended in place);
+* ``finish`` drops ``appending``, marks the store complete and consolidates.
+
+A failed append leaves the store marked incomplete, its existing dates
+untouched; running the same append again resumes it (the partial new dates
+are cut off first).
+"""
 
 from __future__ import annotations
 
+import math
+import os
+import threading
+import warnings
 from typing import Any
 
-__all__ = ["append_graph"]
+import attrs
+import numpy as np
+
+from pyr.cube import Cube
+from pyr.errors import GridMismatch, IncompleteStore, InvalidArgument, ReadError
+from pyr.io import cf
+from pyr.io.sources import display_name
+from pyr.io.zarrio import DEFAULT_NAME, Target, _flatten, _nodata
+from pyr.raster import is_dask
+from pyr.types import parse_nodata
+
+__all__ = ["AppendPlan", "append_graph"]
+
+_local = threading.local()
 
 
-def append_graph(obj: Any, target: Any, *, name: str, compute: bool) -> Any:
-    """Append later dates of a cube to an existing cube store."""
-    raise NotImplementedError("mode='a' is not built yet")
+@attrs.frozen
+class AppendPlan:
+    """What the append tasks need (picklable, no store handle)."""
+
+    name: str
+    n0: int  # dates stored before the append
+    times: tuple[int, ...]  # the new dates, CF seconds since the epoch
+    shape: tuple[int, ...]  # the data array's shape after the append
+    chunks: tuple[int, ...]
+
+    @property
+    def n(self) -> int:
+        """Dates stored after the append."""
+        return self.n0 + len(self.times)
+
+
+def _open_group(target: Target, *, write: bool) -> Any:
+    import zarr
+
+    store = target.zarr_store(read_only=not write)
+    return zarr.open_group(store, mode="r+" if write else "r", use_consolidated=False)
+
+
+def _consolidate(target: Target) -> None:
+    import zarr
+
+    with warnings.catch_warnings():  # zarr warns that v3 has no consolidated metadata in its spec yet
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part", category=UserWarning)
+        zarr.consolidate_metadata(target.zarr_store())
+
+
+def _state(group: Any, shown: str) -> tuple[dict[str, Any], int]:
+    """The store's ``pyr`` attributes and how many dates it holds (resuming a failed append)."""
+    meta = dict(group.attrs).get("pyr")
+    if not isinstance(meta, dict) or meta.get("kind") != "cube":
+        raise InvalidArgument(f"{shown!r} is not a pyr cube store; mode='a' appends only to cube stores pyr wrote.")
+    name = str(meta.get("name"))
+    stored = int(group[name].shape[0])
+    if meta.get("complete", False):
+        return meta, stored
+    appending = meta.get("appending")
+    if isinstance(appending, dict) and "from" in appending:
+        return meta, int(appending["from"])  # a failed append: its partial dates are cut off
+    raise IncompleteStore(f"Zarr store {shown!r} is incomplete (its writer did not finish): cannot append to it.")
+
+
+def _same_nodata(a: float | int | None, b: float | int | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, float) and math.isnan(a):
+        return isinstance(b, float) and math.isnan(b)
+    return bool(a == b)
+
+
+def _plan(cube: Cube, target: Target, name: str) -> AppendPlan:
+    shown = display_name(target.url)
+    if not target.exists():
+        raise InvalidArgument(f"mode='a': {shown!r} does not exist; write the cube with mode='w-' first.")
+    try:
+        group = _open_group(target, write=False)
+    except Exception as err:
+        raise ReadError(f"Cannot open Zarr store {shown!r}: {err}") from None
+    meta, n0 = _state(group, shown)
+    stored_name = str(meta.get("name"))
+    if name != stored_name and name != DEFAULT_NAME:
+        raise InvalidArgument(f"name={name!r}: the cube store {shown!r} holds {stored_name!r}.")
+    arr = group[stored_name]
+    where = f"the cube to append to {shown!r}"
+    geobox = cf.geobox_from_cf(tuple(arr.shape[-2:]), group["y"][:], group["x"][:], dict(group["spatial_ref"].attrs))
+    if cube.geobox != geobox:
+        raise GridMismatch(f"{where} is on {cube.geobox!r}; the store is on {geobox!r}.")
+    if cube.dtype != np.dtype(arr.dtype):
+        raise GridMismatch(f"{where} is {cube.dtype}; the store holds {np.dtype(arr.dtype)}.")
+    nodata = _nodata(arr, dict(arr.attrs))
+    nodata = None if nodata is None else parse_nodata(nodata, cube.dtype)
+    if not _same_nodata(cube.nodata, nodata):
+        raise GridMismatch(f"{where} has nodata {cube.nodata!r}; the store has {nodata!r}.")
+    bands = tuple(str(b) for b in group["band"][:])
+    if cube.bands != bands:
+        raise GridMismatch(f"{where} has bands {cube.bands!r}; the store has {bands!r}.")
+    if cube.times is None:
+        raise InvalidArgument("mode='a' needs a cube with times (a later date for every date appended).")
+    new = cf.encode_times(cube.times)
+    tattrs = dict(group["time"].attrs)
+    stored = cf.decode_times(
+        group["time"][:n0], tattrs.get("units", cf.TIME_UNITS), tattrs.get("calendar", cf.TIME_CALENDAR)
+    )
+    if len(new) > 1 and not (np.diff(new) > 0).all():
+        raise InvalidArgument(f"mode='a': the cube's times must be strictly increasing; got {cube.times}.")
+    if len(new) and n0 and cube.times[0] <= stored.max():
+        raise InvalidArgument(
+            f"mode='a' appends only later dates: the cube starts at {cube.times[0]}, the store {shown!r} "
+            f"already ends at {stored.max()}."
+        )
+    chunks = tuple(int(c) for c in arr.chunks)
+    if n0 % chunks[0]:
+        raise InvalidArgument(
+            f"{shown!r} stores {chunks[0]} dates per chunk and holds {n0}: appending would rewrite its last chunk."
+        )
+    return AppendPlan(
+        name=stored_name,
+        n0=n0,
+        times=tuple(int(v) for v in new),
+        shape=(n0 + len(new), *(int(s) for s in arr.shape[1:])),
+        chunks=chunks,
+    )
+
+
+# --- tasks ----------------------------------------------------------------------
+
+
+def begin_append(target: Target, plan: AppendPlan) -> str:
+    """Check the store is as planned, mark it incomplete, resize it and write the new times."""
+    from dask.base import tokenize
+
+    shown = display_name(target.url)
+    group = _open_group(target, write=True)
+    meta, n0 = _state(group, shown)
+    if n0 != plan.n0:
+        raise InvalidArgument(f"{shown!r} changed since the append was planned: it holds {n0} dates, not {plan.n0}.")
+    meta = {**meta, "complete": False, "appending": {"from": plan.n0, "to": plan.n}}
+    group.attrs.update({"pyr": meta})
+    _consolidate(target)
+    arr = group[plan.name]
+    if arr.shape[0] != plan.n0:  # resuming: cut off the partial dates of the failed append
+        arr.resize((plan.n0, *plan.shape[1:]))
+    arr.resize(plan.shape)
+    time = group["time"]
+    time.resize((plan.n,))
+    time[plan.n0 :] = np.asarray(plan.times, dtype="int64")
+    return str(tokenize(target, plan))
+
+
+def _array(target: Target, name: str, token: str) -> Any:
+    cache = getattr(_local, "arrays", None)
+    if cache is None or getattr(_local, "pid", None) != os.getpid():
+        cache = _local.arrays = {}
+        _local.pid = os.getpid()
+    key = (target, name, token)
+    arr = cache.get(key)
+    if arr is None:
+        import zarr
+
+        arr = cache[key] = zarr.open_array(target.zarr_store(), path=name, mode="r+")
+        while len(cache) > 16:
+            cache.pop(next(iter(cache)))
+    return arr
+
+
+def write_block(target: Target, name: str, region: tuple[slice, ...], block: np.ndarray, token: str) -> None:
+    """Write one block (whole Zarr chunks of the new dates) into the data array."""
+    _array(target, name, token)[region] = block
+
+
+def finish_append(target: Target, plan: AppendPlan, _after: Any = None) -> None:
+    """Mark the store complete again and consolidate its metadata."""
+    group = _open_group(target, write=True)
+    meta = {k: v for k, v in dict(group.attrs)["pyr"].items() if k != "appending"}
+    group.attrs.update({"pyr": {**meta, "complete": True}})
+    _consolidate(target)
+
+
+# --- the graph ------------------------------------------------------------------
+
+
+def append_graph(obj: Any, target: Target, *, name: str, compute: bool) -> Any:
+    """Append the later dates of cube ``obj`` to the cube store at ``target``.
+
+    Returns ``None`` after writing (``compute=True``) or a ``Delayed`` that
+    writes nothing until computed. Raises :class:`GridMismatch` if grid,
+    dtype, nodata or bands differ from the store's, and
+    :class:`InvalidArgument` unless every new date is after the last stored.
+    """
+    import dask.array as da
+    from dask.base import tokenize
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    if not isinstance(obj, Cube):
+        raise InvalidArgument(f"mode='a' appends dates of a Cube; got a {type(obj).__name__}.")
+    plan = _plan(obj, target, name)
+    data = obj.data if is_dask(obj.data) else da.from_array(obj.data, chunks=plan.chunks)
+    data = data.rechunk(plan.chunks)
+    token = tokenize(data, target, plan)
+    begin_key = f"pyr-zarr-append-begin-{token}"
+    write_name = f"pyr-zarr-append-write-{token}"
+    final_key = f"pyr-zarr-append-final-{token}"
+    dsk: dict[Any, Any] = {begin_key: (begin_append, target, plan)}
+    offsets = [np.cumsum((0, *c)) for c in data.chunks]
+    offsets[0] = offsets[0] + plan.n0
+    write_keys = []
+    for key in _flatten(data.__dask_keys__()):
+        idx = key[1:]
+        region = tuple(slice(int(o[i]), int(o[i + 1])) for o, i in zip(offsets, idx, strict=True))
+        wkey = (write_name, *idx)
+        dsk[wkey] = (write_block, target, plan.name, region, key, begin_key)
+        write_keys.append(wkey)
+    dsk[final_key] = (finish_append, target, plan, write_keys)
+    graph = HighLevelGraph.from_collections(final_key, dsk, dependencies=[data])
+    delayed = Delayed(final_key, graph)
+    if compute:
+        delayed.compute()
+        return None
+    return delayed

@@ -1,12 +1,95 @@
-"""``stack`` (placeholder until the cube work lands)."""
+"""``stack``: rasters of one grid, dtype, nodata and band set -> a ``Cube``."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
+
+from pyr._curry import curried
+from pyr.cube import Cube, parse_times
+from pyr.errors import GridMismatch, InvalidArgument
+from pyr.raster import Raster, is_dask
 
 __all__ = ["stack"]
 
 
-def stack(rasters: Any, *, times: Any = None) -> Any:
-    """Not built yet."""
-    raise NotImplementedError("stack is not built yet")
+def _same_nodata(a: float | int | None, b: float | int | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return bool(a == b) and isinstance(a, float) == isinstance(b, float)
+
+
+def _difference(first: Raster, other: Raster) -> str | None:
+    """How ``other`` differs from ``first`` in what a cube needs shared (``None``: it does not)."""
+    if other.geobox != first.geobox:
+        return f"grid {other.geobox!r} instead of {first.geobox!r}"
+    if other.dtype != first.dtype:
+        return f"dtype {other.dtype} instead of {first.dtype}"
+    if not _same_nodata(other.nodata, first.nodata):
+        return f"nodata {other.nodata!r} instead of {first.nodata!r}"
+    if other.bands != first.bands:
+        return f"bands {other.bands!r} instead of {first.bands!r}"
+    return None
+
+
+@curried
+def stack(rasters: Sequence[Raster], *, times: Any = None) -> Cube:
+    """Stack rasters on one grid into a ``Cube`` ``(time, band, y, x)``, one date per raster.
+
+    All rasters must share the geobox, dtype, nodata and band names of the
+    first; the first that does not is named, by position, in a
+    :class:`~pyr.errors.GridMismatch`. Eager rasters give an eager cube; if
+    any raster is lazy the cube is lazy (eager ones are wrapped, all take the
+    chunks of the first lazy one), one date per chunk.
+
+    Parameters
+    ----------
+    rasters
+        A non-empty sequence of :class:`~pyr.Raster`.
+    times
+        One datetime per raster (anything ``numpy.datetime64`` takes), or
+        ``None`` for positions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyr import GeoBox, Raster, stack
+    >>> gb = GeoBox.from_bounds((0, 0, 20, 10), 10, "EPSG:32631")
+    >>> a = Raster(np.zeros((1, 1, 2), "uint16"), gb, nodata=0)
+    >>> c = stack([a, a], times=["2024-01-01", "2024-01-11"])
+    >>> c.shape, str(c.times[1])[:10]
+    ((2, 1, 1, 2), '2024-01-11')
+    >>> stack(times=["2024-01-01"])([a]).ntimes
+    1
+    """
+    seq: Any = rasters
+    if isinstance(seq, Raster | str) or not isinstance(seq, Sequence):
+        raise InvalidArgument(f"stack expects a sequence of Rasters, not {type(rasters).__name__}.")
+    items = list(rasters)
+    if not items:
+        raise InvalidArgument("stack needs at least one raster; got an empty sequence.")
+    for i, r in enumerate(items):
+        if not isinstance(r, Raster):
+            raise InvalidArgument(f"stack: item {i} is a {type(r).__name__}, not a Raster.")
+    first = items[0]
+    for i, r in enumerate(items[1:], start=1):
+        why = _difference(first, r)
+        if why is not None:
+            raise GridMismatch(f"stack: raster {i} (0-based position) does not match raster 0: it has {why}.")
+    parsed = parse_times(times, len(items))
+    lazy = [r for r in items if is_dask(r.data)]
+    if not lazy:
+        data: Any = np.stack([r.data for r in items])
+    else:
+        import dask.array as da
+
+        chunks = lazy[0].data.chunks
+        data = da.stack(
+            [r.data.rechunk(chunks) if is_dask(r.data) else da.from_array(r.data, chunks=chunks) for r in items]
+        )
+    return Cube(data, first.geobox, nodata=first.nodata, bands=first.bands, times=parsed)

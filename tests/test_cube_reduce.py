@@ -1,0 +1,236 @@
+"""reduce_time: lazy == eager == numpy's nan-reductions over a masked float copy, under any chunking.
+
+The reference below is written independently of pyr's kernel: a float64 copy
+with NaN at nodata, reduced by numpy's ``nan*`` functions.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import warnings
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from toolz import pipe
+
+import pyr
+from pyr import Cube, GeoBox, InvalidArgument, Raster, reduce_time
+from pyr.ops.reduce import HOWS, max_cells
+from pyr.testing import assert_raster_equal, raise_if_dask_computes
+from pyr.testing.strategies import gappy_cubes
+
+NUMPY = {
+    "mean": np.nanmean,
+    "median": np.nanmedian,
+    "min": np.nanmin,
+    "max": np.nanmax,
+    "sum": np.nansum,
+    "std": np.nanstd,
+}
+
+
+def masked(cube: Cube) -> np.ndarray:
+    values = np.asarray(cube.data.compute() if cube.is_lazy else cube.data)
+    x = values.astype("float64")
+    if cube.nodata is not None and not (isinstance(cube.nodata, float) and math.isnan(cube.nodata)):
+        x[values == cube.nodata] = np.nan
+    return x
+
+
+def reference(cube: Cube, how: str) -> tuple[np.ndarray, np.ndarray]:
+    """numpy's answer (float64) and the number of valid dates per cell."""
+    x = masked(cube)
+    n = (~np.isnan(x)).sum(axis=0)
+    if how == "count":
+        return n, n
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells: numpy warns, gives NaN
+        out = NUMPY[how](x, axis=0)
+    out = np.where(n == 0, np.nan, out)
+    return out, n
+
+
+def spread(a: np.ndarray) -> np.ndarray:
+    """A user reduction: max - min over time, NaN-skipping (fmin/fmax do not warn on all-NaN)."""
+    return np.fmax.reduce(a, axis=0) - np.fmin.reduce(a, axis=0)
+
+
+def check_against_numpy(result: Raster, cube: Cube, how: str) -> None:
+    expected, n = reference(cube, how)
+    got = np.asarray(result.data.compute() if result.is_lazy else result.data)
+    assert got.shape == expected.shape
+    assert result.geobox == cube.geobox
+    assert result.bands == cube.bands
+    if how == "count":
+        assert got.dtype == np.int32
+        assert result.nodata is None
+        np.testing.assert_array_equal(got, expected)
+    elif how in ("min", "max"):
+        assert got.dtype == cube.dtype
+        valid = n > 0
+        np.testing.assert_array_equal(got[valid].astype("float64"), expected[valid])
+        empty = got[~valid]
+        if cube.nodata is None and cube.dtype.kind != "f":
+            assert not empty.size  # every cell of an integer cube without nodata is valid
+            assert result.nodata is None
+        elif cube.nodata is None or math.isnan(cube.nodata):
+            assert np.isnan(empty).all()
+            assert math.isnan(result.nodata)
+        else:
+            assert (empty == cube.nodata).all()
+            assert result.nodata == cube.nodata
+    else:
+        assert got.dtype == np.float32
+        assert math.isnan(result.nodata)
+        tol = {"std": 1e-4, "sum": 1e-5}.get(how, 1e-6)
+        np.testing.assert_allclose(got, expected.astype("float32"), rtol=tol, atol=tol, equal_nan=True)
+        assert np.isnan(got[n == 0]).all()
+
+
+@pytest.mark.parametrize("how", HOWS)
+@given(cube=gappy_cubes(lazy=True))
+def test_lazy_equals_eager_equals_numpy(how, cube):
+    lazy = reduce_time(cube, how)
+    assert lazy.is_lazy
+    eager = reduce_time(pyr.compute(cube), how)
+    assert not eager.is_lazy
+    assert_raster_equal(lazy, eager)  # same kernel: bit for bit
+    check_against_numpy(eager, cube, how)
+
+
+@pytest.mark.parametrize("how", ["median", "std", "max"])
+@given(cube=gappy_cubes(lazy=True, max_side=12), budget=st.sampled_from(["64B", "300B", "2KiB"]))
+def test_tiny_budget_splits_chunks_and_gives_the_same_answer(how, cube, budget):
+    eager = reduce_time(pyr.compute(cube), how)
+    with dask.config.set({"array.chunk-size": budget}):
+        lazy = reduce_time(cube, how)
+        eager_tiled = reduce_time(pyr.compute(cube), how)
+        cells = max_cells(how, cube.ntimes, cube.count, cube.dtype)
+    ys, xs = lazy.data.chunks[1:]
+    assert max(ys) * max(xs) <= max(cells, 1) or (max(ys) == 1 and max(xs) == 1)
+    assert_raster_equal(lazy, eager)
+    assert_raster_equal(eager_tiled, eager)
+
+
+@given(cube=gappy_cubes(lazy=True))
+def test_callable_reduces_a_nan_masked_float_block(cube):
+    lazy = reduce_time(cube, spread)
+    eager = reduce_time(pyr.compute(cube), spread)
+    assert lazy.dtype == np.float32
+    assert_raster_equal(lazy, eager)
+    x = masked(cube)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanmax(x, axis=0) - np.nanmin(x, axis=0)
+    np.testing.assert_allclose(eager.data, expected.astype("float32"), rtol=1e-6, equal_nan=True)
+
+
+def small_cube(lazy: bool = False) -> Cube:
+    gb = GeoBox.from_bounds((0, 0, 30, 20), 10, "EPSG:32631")
+    data = np.array(
+        [
+            [[[1, 0, 7], [4, 4, 0]]],
+            [[[3, 0, 0], [6, 4, 0]]],
+            [[[8, 5, 0], [5, 4, 0]]],
+        ],
+        "uint16",
+    )
+    if lazy:
+        data = da.from_array(data, chunks=(1, 1, 1, 2))
+    return Cube(data, gb, nodata=0, times=["2024-01-01", "2024-01-11", "2024-01-21"])
+
+
+def test_hand_computed_values():
+    cube = small_cube(lazy=True)
+    assert reduce_time(cube, "count").data.compute().tolist() == [[[3, 1, 1], [3, 3, 0]]]
+    assert reduce_time(cube, "min").data.compute().tolist() == [[[1, 5, 7], [4, 4, 0]]]
+    assert reduce_time(cube, "max").data.compute().tolist() == [[[8, 5, 7], [6, 4, 0]]]
+    median = reduce_time(cube, "median").data.compute()
+    np.testing.assert_array_equal(median, np.array([[[3, 5, 7], [5, 4, np.nan]]], "float32"))
+    mean = reduce_time(cube, "mean").data.compute()
+    np.testing.assert_allclose(mean, np.array([[[4, 5, 7], [5, 4, np.nan]]], "float32"))
+
+
+def test_reduce_time_is_lazy_curried_and_pickles():
+    cube = small_cube(lazy=True)
+    with raise_if_dask_computes():
+        lazy = reduce_time(cube, "median")
+        curried = pipe(cube, reduce_time(how="median"))
+    assert_raster_equal(curried, lazy)
+    restored = pickle.loads(pickle.dumps(lazy.data))
+    np.testing.assert_array_equal(restored.compute(), lazy.data.compute())
+    assert reduce_time(cube).data.dtype == np.float32  # mean by default
+
+
+def test_each_task_takes_one_spatial_chunk_of_every_date():
+    cube = small_cube(lazy=True)
+    result = reduce_time(cube, "median")
+    graph = dict(result.data.__dask_graph__())
+    read_keys = set(dask.core.flatten(cube.data.__dask_keys__()))
+    for key in dask.core.flatten(result.data.__dask_keys__()):
+        deps = {d for d in dask.core.get_dependencies(graph, key) if d in read_keys}
+        _, _, i, j = key
+        assert {(d[0], d[3], d[4]) for d in deps} == {(cube.data.name, i, j)}  # one spatial chunk
+        assert sorted(d[1] for d in deps) == [0, 1, 2]  # every date, no rechunk of time
+    assert result.data.chunks == ((1,), (1, 1), (2, 1))  # spatial chunks kept (they fit the budget)
+
+
+def test_empty_cube():
+    gb = GeoBox.from_bounds((0, 0, 20, 10), 10, "EPSG:32631")
+    floats = Cube(np.zeros((0, 1, 1, 2), "float32"), gb)
+    assert np.isnan(reduce_time(floats, "mean").data).all()
+    assert np.isnan(reduce_time(floats, "median").data).all()
+    assert np.isnan(reduce_time(floats, "max").data).all()
+    ints = Cube(np.zeros((0, 1, 1, 2), "int16"), gb)
+    assert reduce_time(ints, "count").data.tolist() == [[[0, 0]]]
+    with pytest.raises(InvalidArgument, match="no dates"):
+        reduce_time(ints, "min")
+
+
+def test_integer_cube_without_nodata_has_no_empty_cells():
+    gb = GeoBox.from_bounds((0, 0, 20, 10), 10, "EPSG:32631")
+    cube = Cube(np.array([[[[0, 5]]], [[[2, 1]]]], "int16"), gb)
+    result = reduce_time(cube, "min")
+    assert result.nodata is None
+    assert result.data.tolist() == [[[0, 1]]]
+
+
+def test_bad_arguments():
+    cube = small_cube()
+    with pytest.raises(InvalidArgument, match="how='mode'"):
+        reduce_time(cube, "mode")
+    with pytest.raises(InvalidArgument, match="expects a Cube"):
+        reduce_time(Raster(cube.data[0], cube.geobox), "mean")
+    with pytest.raises(InvalidArgument, match="reduce axis 0"):
+        reduce_time(cube, np.max)  # reduces every axis: refused with a hint
+    with pytest.raises(InvalidArgument, match="reduce axis 0"):
+        reduce_time(small_cube(lazy=True), np.max).data.compute()
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 7, 10, 16, 17, 31, 32])
+def test_median_sorting_network_sorts(n):
+    from pyr.ops.reduce import _sort_network
+
+    rng = np.random.default_rng(n)
+    values = rng.integers(0, 5, (n, 50)).astype("float32")  # many ties
+    values[rng.random(values.shape) < 0.2] = np.inf
+    layers = [v.copy() for v in values]
+    _sort_network(layers)
+    np.testing.assert_array_equal(np.stack(layers), np.sort(values, axis=0))
+
+
+@pytest.mark.parametrize("ntimes", [33, 45])
+def test_median_of_many_dates_sorts_a_stack(ntimes):
+    rng = np.random.default_rng(ntimes)
+    gb = GeoBox.from_bounds((0, 0, 70, 50), 10, "EPSG:32631")
+    values = rng.integers(0, 9, (ntimes, 1, 5, 7)).astype("int16")
+    values[:, :, 0, 0] = 0  # never valid
+    cube = Cube(da.from_array(values, chunks=(4, 1, 3, 3)), gb, nodata=0)
+    result = reduce_time(cube, "median")
+    assert_raster_equal(result, reduce_time(pyr.compute(cube), "median"))
+    check_against_numpy(result, cube, "median")

@@ -1,0 +1,263 @@
+"""Cubes in Zarr: CF time round trip, xarray/rioxarray as clients, appending later dates."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import attrs
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+from affine import Affine
+from dask.delayed import Delayed
+from hypothesis import given
+from hypothesis import strategies as st
+
+import pyr
+from pyr import Cube, GeoBox, GridMismatch, IncompleteStore, InvalidArgument, Raster, read_zarr, write_zarr
+from pyr.testing import assert_raster_equal
+from pyr.testing.strategies import cube_splits, cubes, gappy_cubes
+
+FORMATS = [2, 3]
+
+
+def snapshot(store: Path) -> dict[str, tuple[int, bytes]]:
+    """mtime and content of every file in the store."""
+    out = {}
+    for dirpath, _, files in os.walk(store):
+        for f in files:
+            p = Path(dirpath) / f
+            out[str(p.relative_to(store))] = (p.stat().st_mtime_ns, p.read_bytes())
+    return out
+
+
+def data_chunks(snap: dict[str, tuple[int, bytes]]) -> dict[str, tuple[int, bytes]]:
+    """The data variable's chunk files (not its metadata)."""
+    return {k: v for k, v in snap.items() if k.startswith("band_data/") and "zarr.json" not in k and "/." not in k}
+
+
+@pytest.mark.parametrize("zarr_format", FORMATS)
+@given(cube=gappy_cubes(max_side=12, max_times=5))
+def test_round_trip_with_times(zarr_format, cube):
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "c.zarr"
+        write_zarr(cube, store, zarr_format=zarr_format)
+        assert zarr.open_array(store, path="band_data", mode="r").chunks[0] == 1  # one date per chunk
+        lazy = read_zarr(store)
+        assert isinstance(lazy, Cube)
+        assert lazy.is_lazy
+        assert_raster_equal(lazy, cube)
+        assert_raster_equal(read_zarr(store, chunks=None), cube)
+
+
+def test_xarray_and_rioxarray_open_the_cube_store(tmp_path):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("rioxarray")
+    gb = GeoBox((6, 5), Affine(20.0, 0.0, 399960.0, 0.0, -20.0, 3300040.0), "EPSG:32629")
+    rng = np.random.default_rng(1)
+    values = rng.integers(1, 5000, (3, 2, 6, 5)).astype("uint16")
+    values[1, :, :2, :2] = 0
+    times = np.array(["2024-01-03T10:30:00", "2024-01-13", "2024-02-02"], "datetime64[ns]")
+    cube = Cube(da.from_array(values, chunks=(1, 2, 3, 5)), gb, nodata=0, bands=("B04", "B08"), times=times)
+    store = tmp_path / "cube.zarr"
+    write_zarr(cube, store)
+    ds = xr.open_zarr(store, mask_and_scale=False)
+    arr = ds["band_data"]
+    assert arr.dims == ("time", "band", "y", "x")
+    np.testing.assert_array_equal(ds["time"].values, times)
+    assert list(ds["band"].values) == ["B04", "B08"]
+    assert arr.rio.crs.to_epsg() == 32629
+    assert arr.rio.transform() == gb.transform
+    assert arr.rio.nodata == 0
+    np.testing.assert_array_equal(arr.values, values)
+    masked = xr.open_zarr(store)["band_data"].values
+    assert np.isnan(masked[1, :, :2, :2]).all()
+
+
+# --- append -----------------------------------------------------------------------
+
+
+def later(cube: Cube, days: int = 400) -> Cube:
+    """The same cube, every date shifted ``days`` later (after anything it held)."""
+    assert cube.times is not None
+    return attrs.evolve(cube, times=cube.times + np.timedelta64(days * 86400, "s"))
+
+
+@pytest.mark.parametrize("zarr_format", FORMATS)
+@given(cube=cubes(max_side=10, max_times=6).filter(lambda c: c.ntimes > 1), data=st.data())
+def test_append_round_trip_without_rewriting_existing_chunks(zarr_format, cube, data):
+    k = data.draw(cube_splits(cube))
+    head = attrs.evolve(cube, data=cube.data[:k], times=cube.times[:k])
+    tail = attrs.evolve(cube, data=cube.data[k:], times=cube.times[k:])
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "c.zarr"
+        write_zarr(head, store, zarr_format=zarr_format)
+        before = data_chunks(snapshot(store))
+        assert write_zarr(tail, store, mode="a") is None
+        after = data_chunks(snapshot(store))
+        assert {k: v for k, v in after.items() if k in before} == before  # same files, same mtimes and bytes
+        assert_raster_equal(read_zarr(store), cube)
+        assert_raster_equal(read_zarr(store, chunks=None), cube)
+
+
+@pytest.mark.parametrize("zarr_format", FORMATS)
+def test_append_lazy_cube_twice_and_read_lazily_between(tmp_path, zarr_format):
+    gb = GeoBox.from_bounds((0, 0, 60, 40), 10, "EPSG:32631")
+    values = np.arange(5 * 4 * 6, dtype="float32").reshape(5, 1, 4, 6)
+    times = np.array([f"2024-0{m}-01" for m in range(1, 6)], "datetime64[ns]")
+    cube = Cube(da.from_array(values, chunks=(1, 1, 2, 3)), gb, nodata=-1.0, times=times)
+    store = tmp_path / "c.zarr"
+    write_zarr(attrs.evolve(cube, data=cube.data[:2], times=times[:2]), store, zarr_format=zarr_format)
+    assert read_zarr(store).data.compute().shape[0] == 2  # a lazy read caches handles in this thread
+    write_zarr(attrs.evolve(cube, data=cube.data[2:3], times=times[2:3]), store, mode="a")
+    np.testing.assert_array_equal(read_zarr(store).data.compute(), values[:3])
+    # differently chunked lazy data is aligned to the store's chunks
+    write_zarr(attrs.evolve(cube, data=cube.data[3:].rechunk((2, 1, 4, 6)), times=times[3:]), store, mode="a")
+    assert_raster_equal(read_zarr(store), cube)
+    assert dict(zarr.open_group(store, mode="r").attrs)["pyr"]["complete"] is True
+
+
+def base_cube(nodata: float | int | None = 0, **changes) -> Cube:
+    gb = GeoBox.from_bounds((0, 0, 40, 20), 10, "EPSG:32631")
+    cube = Cube(
+        np.ones((2, 2, 2, 4), "uint16"),
+        gb,
+        nodata=nodata,
+        bands=("red", "nir"),
+        times=["2024-01-01", "2024-01-11"],
+    )
+    return attrs.evolve(cube, **changes)
+
+
+@pytest.mark.parametrize(
+    ("other", "what"),
+    [
+        (later(base_cube(geobox=GeoBox.from_bounds((0, 0, 40, 20), 10, "EPSG:32632"))), "EPSG:32632"),
+        (later(base_cube(geobox=GeoBox.from_bounds((10, 0, 50, 20), 10, "EPSG:32631"))), "origin"),
+        (later(base_cube(data=np.ones((2, 2, 2, 4), "int16"))), "int16"),
+        (later(base_cube(nodata=None)), "nodata None"),
+        (later(base_cube(bands=("nir", "red"))), "bands"),
+    ],
+)
+def test_append_refuses_a_mismatch_and_changes_nothing(tmp_path, other, what):
+    store = tmp_path / "c.zarr"
+    write_zarr(base_cube(), store)
+    before = snapshot(store)
+    with pytest.raises(GridMismatch, match=what):
+        write_zarr(other, store, mode="a")
+    assert snapshot(store) == before
+
+
+def test_append_refuses_dates_not_after_the_last(tmp_path):
+    store = tmp_path / "c.zarr"
+    write_zarr(base_cube(), store)
+    before = snapshot(store)
+    for times in (["2024-01-11", "2024-02-01"], ["2023-12-01", "2024-03-01"], ["2024-03-01", "2024-02-01"]):
+        with pytest.raises(InvalidArgument, match=r"later dates|strictly increasing"):
+            write_zarr(base_cube(times=times), store, mode="a")
+    with pytest.raises(InvalidArgument, match="needs a cube with times"):
+        write_zarr(base_cube(times=None), store, mode="a")
+    assert snapshot(store) == before
+
+
+def test_append_refuses_other_targets(tmp_path):
+    with pytest.raises(InvalidArgument, match="does not exist"):
+        write_zarr(base_cube(), tmp_path / "nothing.zarr", mode="a")
+    raster_store = tmp_path / "r.zarr"
+    cube = base_cube()
+    write_zarr(Raster(cube.data[0], cube.geobox, nodata=0, bands=cube.bands), raster_store)
+    with pytest.raises(InvalidArgument, match="not a pyr cube store"):
+        write_zarr(later(cube), raster_store, mode="a")
+    store = tmp_path / "c.zarr"
+    write_zarr(cube, store)
+    with pytest.raises(InvalidArgument, match="appends dates of a Cube"):
+        write_zarr(Raster(cube.data[0], cube.geobox, nodata=0, bands=cube.bands), store, mode="a")
+
+
+@pytest.mark.parametrize("zarr_format", FORMATS)
+def test_append_compute_false_touches_nothing_until_computed(tmp_path, zarr_format):
+    store = tmp_path / "c.zarr"
+    write_zarr(base_cube(), store, zarr_format=zarr_format)
+    before = snapshot(store)
+    delayed = write_zarr(later(base_cube(data=np.full((2, 2, 2, 4), 7, "uint16"))), store, mode="a", compute=False)
+    assert isinstance(delayed, Delayed)
+    assert snapshot(store) == before
+    delayed.compute()
+    back = read_zarr(store, chunks=None)
+    assert back.ntimes == 4
+    assert back.data[:, 0, 0, 0].tolist() == [1, 1, 7, 7]
+    np.testing.assert_array_equal(back.times[2:], later(base_cube()).times)
+
+
+def test_store_is_marked_incomplete_while_appending_and_resumes_after_a_failure(tmp_path, monkeypatch):
+    from pyr.io import zarr_append
+
+    store = tmp_path / "c.zarr"
+    write_zarr(base_cube(), store)
+    before = data_chunks(snapshot(store))
+    seen_during: list[str] = []
+    real_write = zarr_append.write_block
+
+    def failing_write(target, name, region, block, token):
+        try:
+            read_zarr(store)
+        except IncompleteStore as err:  # what every reader sees while the append runs
+            seen_during.append(str(err))
+        if region[0].start == 3:
+            raise RuntimeError("disk on fire")
+        real_write(target, name, region, block, token)
+
+    monkeypatch.setattr(zarr_append, "write_block", failing_write)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        write_zarr(later(base_cube(data=np.full((2, 2, 2, 4), 5, "uint16"))), store, mode="a")
+    assert seen_during
+    assert all("incomplete" in m for m in seen_during)
+    meta = dict(zarr.open_group(store, mode="r", use_consolidated=False).attrs)["pyr"]
+    assert meta["complete"] is False
+    assert meta["appending"] == {"from": 2, "to": 4}
+    with pytest.raises(IncompleteStore):
+        read_zarr(store)
+    after = data_chunks(snapshot(store))
+    assert {k: v for k, v in after.items() if k in before} == before  # existing dates untouched
+    monkeypatch.setattr(zarr_append, "write_block", real_write)
+    good = later(base_cube(data=np.full((2, 2, 2, 4), 6, "uint16")), days=30)
+    write_zarr(good, store, mode="a")  # the append, resumed (partial dates cut off first)
+    back = read_zarr(store, chunks=None)
+    assert back.data[:, 0, 0, 0].tolist() == [1, 1, 6, 6]
+    np.testing.assert_array_equal(back.times[2:], good.times)
+    assert "appending" not in dict(zarr.open_group(store, mode="r").attrs)["pyr"]
+
+
+def test_appended_store_opens_in_xarray(tmp_path):
+    xr = pytest.importorskip("xarray")
+    store = tmp_path / "c.zarr"
+    write_zarr(base_cube(), store)
+    write_zarr(later(base_cube(nodata=0)), store, mode="a")
+    ds = xr.open_zarr(store)
+    expected = np.concatenate([base_cube().times, later(base_cube()).times])
+    np.testing.assert_array_equal(ds["time"].values, expected)
+    assert ds["band_data"].shape == (4, 2, 2, 4)
+    assert not math.isnan(float(ds["band_data"].values[3, 1, 1, 3]))
+
+
+def test_append_from_pyr_namespace_is_curried(tmp_path):
+    store = tmp_path / "c.zarr"
+    write_zarr(base_cube(), store)
+    append = pyr.write_zarr(store=store, mode="a")
+    append(later(base_cube()))
+    assert read_zarr(store).ntimes == 4
+
+
+@pytest.mark.parametrize("zarr_format", FORMATS)
+def test_append_to_an_fsspec_url(zarr_format):
+    url = f"memory://{uuid.uuid4().hex}/c.zarr"
+    write_zarr(base_cube(), url, zarr_format=zarr_format)
+    write_zarr(later(base_cube(data=np.full((2, 2, 2, 4), 3, "uint16"))), url, mode="a")
+    back = read_zarr(url, chunks=None)
+    assert back.data[:, 0, 0, 0].tolist() == [1, 1, 3, 3]
+    np.testing.assert_array_equal(back.times, np.concatenate([base_cube().times, later(base_cube()).times]))
