@@ -32,8 +32,11 @@ import numpy as np
 from pyr.cube import Cube
 from pyr.errors import GridMismatch, IncompleteStore, InvalidArgument, ReadError
 from pyr.io import cf
+from pyr.io._zarr_layout import DEFAULT_NAME
+from pyr.io._zarr_target import Target
+from pyr.io._zarr_target import flatten_keys as _flatten
 from pyr.io.sources import display_name
-from pyr.io.zarrio import DEFAULT_NAME, Target, _flatten, _nodata
+from pyr.io.zarrio import _nodata
 from pyr.raster import is_dask
 from pyr.types import parse_nodata
 

@@ -25,232 +25,23 @@ import itertools
 import math
 import os
 import shutil
-import threading
 import warnings
 from collections.abc import Mapping
 from typing import Any
 
-import attrs
 import numpy as np
 
 from pyr._curry import curried
 from pyr.cube import Cube
 from pyr.errors import IncompleteStore, InvalidArgument, ReadError, StoreExists
-from pyr.geobox import GeoBox
 from pyr.io import cf
 from pyr.io.sources import display_name
 from pyr.raster import Raster, is_dask
 
 __all__ = ["Target", "read_zarr", "write_zarr"]
 
-FORMAT_VERSION = 1
-DEFAULT_NAME = "band_data"
-_local = threading.local()
-
-
-@attrs.frozen(repr=False)
-class Target:
-    """Where a store lives: a path or fsspec URL plus storage options (picklable)."""
-
-    url: str
-    # compared and hashed by repr: options may nest dicts (s3fs's client_kwargs)
-    storage_options: tuple[tuple[str, Any], ...] = attrs.field(default=(), eq=repr)
-    store: Any = attrs.field(default=None, eq=False)  # an in-process zarr store object
-
-    @classmethod
-    def of(cls, store: Any, storage_options: Mapping[str, Any] | None) -> Target:
-        """Normalise ``store`` (path, URL or zarr store) and its options."""
-        if isinstance(store, str | os.PathLike):
-            url = os.fspath(store)
-            if "://" not in url:
-                url = os.path.abspath(url)
-            return cls(url, tuple(sorted((storage_options or {}).items())))
-        if storage_options:
-            raise InvalidArgument("storage_options only apply when the store is a path or URL.")
-        return cls(f"<{type(store).__name__}>", (), store)
-
-    @property
-    def is_local(self) -> bool:
-        """Whether the target is a local directory."""
-        return self.store is None and "://" not in self.url
-
-    def zarr_store(self, *, read_only: bool = False) -> Any:
-        """A zarr store object for this target."""
-        if self.store is not None:
-            return self.store
-        if self.is_local:
-            from zarr.storage import LocalStore
-
-            return LocalStore(self.url, read_only=read_only)
-        from zarr.storage import FsspecStore
-
-        return FsspecStore.from_url(self.url, storage_options=dict(self.storage_options), read_only=read_only)
-
-    def exists(self) -> bool:
-        """Whether anything is stored at the target."""
-        if self.store is not None:
-            import zarr
-
-            try:
-                zarr.open_group(self.store, mode="r")
-            except Exception:
-                return False
-            return True
-        if self.is_local:
-            return os.path.exists(self.url)
-        import fsspec
-
-        fs, path = fsspec.core.url_to_fs(self.url, **dict(self.storage_options))
-        return bool(fs.exists(path)) and bool(fs.ls(path)) if fs.isdir(path) else bool(fs.exists(path))
-
-    def __repr__(self) -> str:  # storage options may hold credentials: never shown
-        return f"Target({display_name(self.url)!r})"
-
-    def __dask_tokenize__(self) -> object:
-        return ("pyr.Target", self.url, repr(self.storage_options), id(self.store) if self.store is not None else None)
-
-
-def _cached_array(target: Target, name: str, fingerprint: str) -> Any:
-    """The calling thread's handle on the data array (opened once per process, thread and write).
-
-    ``fingerprint`` (the write graph's name) keys the cache, so a handle opened
-    for an earlier write is never reused after ``mode="w"`` replaced the array.
-    """
-    cache = getattr(_local, "arrays", None)
-    if cache is None or getattr(_local, "pid", None) != os.getpid():
-        cache = _local.arrays = {}
-        _local.pid = os.getpid()
-    key = (target, name, fingerprint)
-    arr = cache.get(key)
-    if arr is None:
-        import zarr
-
-        arr = cache[key] = zarr.open_array(target.zarr_store(), path=name, mode="r+")
-        while len(cache) > 32:
-            cache.pop(next(iter(cache)))
-    return arr
-
-
-# --- layout ---------------------------------------------------------------------
-
-
-@attrs.frozen
-class Layout:
-    """Everything ``init`` needs to create the store's arrays (no pixel data)."""
-
-    name: str
-    kind: str  # "raster" or "cube"
-    shape: tuple[int, ...]
-    chunks: tuple[int, ...]
-    dtype: str
-    nodata: float | int | None
-    bands: tuple[str, ...]
-    geobox: GeoBox
-    times: tuple[int, ...] | None
-    zarr_format: int
-
-    @property
-    def dims(self) -> tuple[str, ...]:
-        return ("time", "band", "y", "x") if self.kind == "cube" else ("band", "y", "x")
-
-
-def _compressor(zarr_format: int) -> Any:
-    # Zstd level 1 through Blosc with byte shuffle: fast to encode and decode,
-    # close to DEFLATE's ratio on imagery, and readable by GDAL's Zarr driver.
-    if zarr_format == 2:
-        import numcodecs
-
-        return numcodecs.Blosc(cname="zstd", clevel=1, shuffle=numcodecs.Blosc.SHUFFLE)
-    from zarr.codecs import BloscCodec
-
-    return BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
-
-
-def _json_fill(nodata: float | int | None) -> Any:
-    if nodata is None:
-        return None
-    if isinstance(nodata, float) and math.isnan(nodata):
-        return "NaN"
-    return nodata
-
-
-def _create_arrays(group: Any, layout: Layout) -> None:
-    fmt = layout.zarr_format
-    dims = layout.dims
-
-    def dims_kw(names: tuple[str, ...]) -> dict[str, Any]:
-        return {"dimension_names": names} if fmt == 3 else {}
-
-    def attrs_with_dims(attrs_: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-        return {**attrs_, "_ARRAY_DIMENSIONS": list(names)} if fmt == 2 else attrs_
-
-    gb = layout.geobox
-    y, x = gb.coords()
-    yattrs, xattrs = cf.xy_attrs(gb)
-    for cname, values, cattrs in (("y", y, yattrs), ("x", x, xattrs)):
-        arr = group.create_array(
-            cname,
-            shape=values.shape,
-            chunks=values.shape,
-            dtype="float64",
-            fill_value=None if fmt == 2 else 0.0,
-            attributes=attrs_with_dims(cattrs, (cname,)),
-            **dims_kw((cname,)),
-        )
-        arr[:] = values
-    band = group.create_array(
-        "band",
-        shape=(len(layout.bands),),
-        dtype=str,
-        fill_value=None if fmt == 2 else "",
-        attributes=attrs_with_dims({"long_name": "band name"}, ("band",)),
-        **dims_kw(("band",)),
-    )
-    band[:] = np.array(layout.bands, dtype=object)
-    sref = group.create_array(
-        "spatial_ref",
-        shape=(),
-        dtype="int64",
-        fill_value=None if fmt == 2 else 0,
-        attributes=attrs_with_dims(cf.grid_mapping_attrs(gb), ()),
-        **dims_kw(()),
-    )
-    sref[...] = 0
-    if layout.kind == "cube":
-        time = group.create_array(
-            "time",
-            shape=(len(layout.times or ()),),
-            chunks=(max(len(layout.times or ()), 1),),
-            dtype="int64",
-            fill_value=None if fmt == 2 else 0,
-            attributes=attrs_with_dims(
-                {"standard_name": "time", "axis": "T", "units": cf.TIME_UNITS, "calendar": cf.TIME_CALENDAR},
-                ("time",),
-            ),
-            **dims_kw(("time",)),
-        )
-        time[:] = np.asarray(layout.times, dtype="int64")
-    data_attrs: dict[str, Any] = {"grid_mapping": "spatial_ref", "coordinates": "spatial_ref"}
-    if layout.nodata is not None:
-        data_attrs["_FillValue"] = _json_fill(layout.nodata)
-    fill = layout.nodata
-    if fill is None and fmt == 3:
-        fill = 0
-    group.create_array(
-        layout.name,
-        shape=layout.shape,
-        chunks=layout.chunks,
-        dtype=layout.dtype,
-        fill_value=fill,
-        compressors=_compressor(fmt),
-        attributes=attrs_with_dims(data_attrs, dims),
-        **dims_kw(dims),
-    )
-
-
-def _pyr_attrs(layout: Layout, complete: bool) -> dict[str, Any]:
-    return {"version": FORMAT_VERSION, "complete": complete, "kind": layout.kind, "name": layout.name}
-
+from pyr.io._zarr_layout import DEFAULT_NAME, Layout, create_arrays, layout_of, pyr_attrs
+from pyr.io._zarr_target import Target, cached_array, flatten_keys, read_chunk
 
 # --- tasks ----------------------------------------------------------------------
 
@@ -267,16 +58,16 @@ def init_store(target: Target, layout: Layout, mode: str) -> None:
         target.zarr_store(),
         mode="w",
         zarr_format=2 if layout.zarr_format == 2 else 3,
-        attributes={"pyr": _pyr_attrs(layout, complete=False)},
+        attributes={"pyr": pyr_attrs(layout, complete=False)},
     )
-    _create_arrays(group, layout)
+    create_arrays(group, layout)
 
 
 def write_chunk(
     target: Target, name: str, region: tuple[slice, ...], block: np.ndarray, _after: Any = None, fingerprint: str = ""
 ) -> None:
     """Write one block (a whole Zarr chunk) into the data array."""
-    _cached_array(target, name, fingerprint)[region] = block
+    cached_array(target, name, fingerprint)[region] = block
 
 
 def finalize_store(target: Target, layout: Layout, _after: Any = None, publish_to: str | None = None) -> None:
@@ -289,7 +80,7 @@ def finalize_store(target: Target, layout: Layout, _after: Any = None, publish_t
     import zarr
 
     group = zarr.open_group(target.zarr_store(), mode="r+")
-    group.attrs.update({"pyr": _pyr_attrs(layout, complete=True)})
+    group.attrs.update({"pyr": pyr_attrs(layout, complete=True)})
     with warnings.catch_warnings():
         # zarr-python warns that consolidated metadata is not (yet) in the v3 spec;
         # xarray and zarr-python read it, which is what it is written for.
@@ -309,54 +100,6 @@ def _swap_directories(new: str, final: str) -> None:
 
 
 # --- write_zarr -----------------------------------------------------------------
-
-
-def _layout(obj: Raster | Cube, name: str, zarr_format: int) -> Layout:
-    if not obj.geobox.is_axis_aligned:
-        raise InvalidArgument(
-            "write_zarr needs an axis-aligned grid (CF x/y coordinates); this raster's transform is "
-            f"rotated or sheared: {tuple(obj.geobox.transform)[:6]}."
-        )
-    if is_dask(obj.data):
-        chunks = tuple(c[0] if c else 1 for c in obj.data.chunks)
-        for axis, cs in enumerate(obj.data.chunks):
-            if (len(cs) > 2 and len(set(cs[:-1])) > 1) or (len(cs) > 1 and cs[-1] > cs[0]):
-                raise InvalidArgument(
-                    f"write_zarr needs regular chunks (all equal but the last); axis {axis} has {cs[:5]}... "
-                    "Rechunk first."
-                )
-    else:
-        chunks = _eager_chunks(obj)
-    times = None
-    if isinstance(obj, Cube):
-        # One date per Zarr chunk, whatever the dask time chunks (a dask chunk then writes
-        # several whole Zarr chunks): appending dates never rewrites a stored chunk.
-        chunks = (1, *chunks[1:])
-        times = tuple(int(v) for v in cf.encode_times(_times_or_positions(obj)))
-    return Layout(
-        name=name,
-        kind="cube" if isinstance(obj, Cube) else "raster",
-        shape=tuple(obj.shape),
-        chunks=tuple(max(c, 1) for c in chunks),
-        dtype=str(obj.dtype),
-        nodata=obj.nodata,
-        bands=tuple(obj.bands or ()),
-        geobox=obj.geobox,
-        times=times,
-        zarr_format=zarr_format,
-    )
-
-
-def _times_or_positions(cube: Cube) -> np.ndarray:
-    if cube.times is not None:
-        return cube.times
-    return np.datetime64("1970-01-01", "ns") + np.arange(cube.ntimes).astype("timedelta64[s]")
-
-
-def _eager_chunks(obj: Raster | Cube) -> tuple[int, ...]:
-    side = 1024
-    spatial = (min(side, max(obj.shape[-2], 1)), min(side, max(obj.shape[-1], 1)))
-    return ((1, obj.count) if isinstance(obj, Cube) else (obj.count,)) + spatial
 
 
 def write_zarr_impl(
@@ -385,7 +128,7 @@ def write_zarr_impl(
         from pyr.io.zarr_append import append_graph
 
         return append_graph(obj, target, name=name, compute=compute)
-    layout = _layout(obj, name, zarr_format)
+    layout = layout_of(obj, name, zarr_format)
     if not compute:
         return _write_graph(obj, target, layout, mode)
     if mode == "w-" and target.exists():
@@ -414,7 +157,7 @@ def _write_graph(obj: Raster | Cube, target: Target, layout: Layout, mode: str) 
     dsk: dict[Any, Any] = {init_key: (init_store, target, layout, mode)}
     offsets = [np.cumsum((0, *c)) for c in data.chunks]
     write_keys = []
-    for key in _flatten(data.__dask_keys__()):
+    for key in flatten_keys(data.__dask_keys__()):
         idx = key[1:]
         region = tuple(slice(int(o[i]), int(o[i + 1])) for o, i in zip(offsets, idx, strict=True))
         wkey = (write_name, *idx)
@@ -423,12 +166,6 @@ def _write_graph(obj: Raster | Cube, target: Target, layout: Layout, mode: str) 
     dsk[final_key] = (finalize_store, target, layout, write_keys, publish_to)
     graph = HighLevelGraph.from_collections(final_key, dsk, dependencies=[data])
     return Delayed(final_key, graph)
-
-
-def _flatten(keys: Any) -> list[Any]:
-    if isinstance(keys, list):
-        return [k for sub in keys for k in _flatten(sub)]
-    return [keys]
 
 
 # --- read_zarr ------------------------------------------------------------------
@@ -530,28 +267,6 @@ def _nodata(arr: Any, attrs_: dict[str, Any]) -> float | int | None:
     if isinstance(value, np.generic):
         value = value.item()
     return value  # type: ignore[no-any-return]
-
-
-def read_chunk(target: Target, name: str, region: tuple[slice, ...], fingerprint: str = "") -> np.ndarray:
-    """Read one region of the data array (a task of a lazy ``read_zarr``).
-
-    ``fingerprint`` (the graph's name, a token of the array's metadata) keys
-    the handle cache, so a handle opened before the array was resized or
-    replaced (``mode="a"``/``"w"``) is never reused with stale metadata.
-    """
-    import zarr
-
-    cache = getattr(_local, "read_arrays", None)
-    if cache is None or getattr(_local, "read_pid", None) != os.getpid():
-        cache = _local.read_arrays = {}
-        _local.read_pid = os.getpid()
-    key = (target, name, fingerprint)
-    arr = cache.get(key)
-    if arr is None:
-        arr = cache[key] = zarr.open_array(target.zarr_store(read_only=True), path=name, mode="r")
-        while len(cache) > 32:
-            cache.pop(next(iter(cache)))
-    return np.asarray(arr[region])
 
 
 def _array(target: Target, name: str, arr: Any, chunks: Any) -> Any:

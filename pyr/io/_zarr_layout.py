@@ -1,0 +1,192 @@
+"""The layout of a pyr Zarr store: which arrays, chunks, codecs and CF attributes.
+
+Pure description (:class:`Layout`) plus :func:`create_arrays`, which writes
+the metadata and coordinate arrays (not the pixels) into a group.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+import numpy as np
+
+from pyr.cube import Cube
+from pyr.errors import InvalidArgument
+from pyr.geobox import GeoBox
+from pyr.io import cf
+from pyr.raster import Raster, is_dask
+
+__all__ = ["DEFAULT_NAME", "FORMAT_VERSION", "Layout", "create_arrays", "layout_of", "pyr_attrs"]
+
+FORMAT_VERSION = 1
+DEFAULT_NAME = "band_data"
+
+# --- layout ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class Layout:
+    """Everything ``init`` needs to create the store's arrays (no pixel data)."""
+
+    name: str
+    kind: str  # "raster" or "cube"
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+    dtype: str
+    nodata: float | int | None
+    bands: tuple[str, ...]
+    geobox: GeoBox
+    times: tuple[int, ...] | None
+    zarr_format: int
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return ("time", "band", "y", "x") if self.kind == "cube" else ("band", "y", "x")
+
+
+def _compressor(zarr_format: int) -> Any:
+    # Zstd level 1 through Blosc with byte shuffle: fast to encode and decode,
+    # close to DEFLATE's ratio on imagery, and readable by GDAL's Zarr driver.
+    if zarr_format == 2:
+        import numcodecs
+
+        return numcodecs.Blosc(cname="zstd", clevel=1, shuffle=numcodecs.Blosc.SHUFFLE)
+    from zarr.codecs import BloscCodec
+
+    return BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
+
+
+def _json_fill(nodata: float | int | None) -> Any:
+    if nodata is None:
+        return None
+    if isinstance(nodata, float) and math.isnan(nodata):
+        return "NaN"
+    return nodata
+
+
+def create_arrays(group: Any, layout: Layout) -> None:
+    fmt = layout.zarr_format
+    dims = layout.dims
+
+    def dims_kw(names: tuple[str, ...]) -> dict[str, Any]:
+        return {"dimension_names": names} if fmt == 3 else {}
+
+    def attrs_with_dims(attrs_: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+        return {**attrs_, "_ARRAY_DIMENSIONS": list(names)} if fmt == 2 else attrs_
+
+    gb = layout.geobox
+    y, x = gb.coords()
+    yattrs, xattrs = cf.xy_attrs(gb)
+    for cname, values, cattrs in (("y", y, yattrs), ("x", x, xattrs)):
+        arr = group.create_array(
+            cname,
+            shape=values.shape,
+            chunks=values.shape,
+            dtype="float64",
+            fill_value=None if fmt == 2 else 0.0,
+            attributes=attrs_with_dims(cattrs, (cname,)),
+            **dims_kw((cname,)),
+        )
+        arr[:] = values
+    band = group.create_array(
+        "band",
+        shape=(len(layout.bands),),
+        dtype=str,
+        fill_value=None if fmt == 2 else "",
+        attributes=attrs_with_dims({"long_name": "band name"}, ("band",)),
+        **dims_kw(("band",)),
+    )
+    band[:] = np.array(layout.bands, dtype=object)
+    sref = group.create_array(
+        "spatial_ref",
+        shape=(),
+        dtype="int64",
+        fill_value=None if fmt == 2 else 0,
+        attributes=attrs_with_dims(cf.grid_mapping_attrs(gb), ()),
+        **dims_kw(()),
+    )
+    sref[...] = 0
+    if layout.kind == "cube":
+        time = group.create_array(
+            "time",
+            shape=(len(layout.times or ()),),
+            chunks=(max(len(layout.times or ()), 1),),
+            dtype="int64",
+            fill_value=None if fmt == 2 else 0,
+            attributes=attrs_with_dims(
+                {"standard_name": "time", "axis": "T", "units": cf.TIME_UNITS, "calendar": cf.TIME_CALENDAR},
+                ("time",),
+            ),
+            **dims_kw(("time",)),
+        )
+        time[:] = np.asarray(layout.times, dtype="int64")
+    data_attrs: dict[str, Any] = {"grid_mapping": "spatial_ref", "coordinates": "spatial_ref"}
+    if layout.nodata is not None:
+        data_attrs["_FillValue"] = _json_fill(layout.nodata)
+    fill = layout.nodata
+    if fill is None and fmt == 3:
+        fill = 0
+    group.create_array(
+        layout.name,
+        shape=layout.shape,
+        chunks=layout.chunks,
+        dtype=layout.dtype,
+        fill_value=fill,
+        compressors=_compressor(fmt),
+        attributes=attrs_with_dims(data_attrs, dims),
+        **dims_kw(dims),
+    )
+
+
+def pyr_attrs(layout: Layout, complete: bool) -> dict[str, Any]:
+    return {"version": FORMAT_VERSION, "complete": complete, "kind": layout.kind, "name": layout.name}
+
+
+def layout_of(obj: Raster | Cube, name: str, zarr_format: int) -> Layout:
+    if not obj.geobox.is_axis_aligned:
+        raise InvalidArgument(
+            "write_zarr needs an axis-aligned grid (CF x/y coordinates); this raster's transform is "
+            f"rotated or sheared: {tuple(obj.geobox.transform)[:6]}."
+        )
+    if is_dask(obj.data):
+        chunks = tuple(c[0] if c else 1 for c in obj.data.chunks)
+        for axis, cs in enumerate(obj.data.chunks):
+            if (len(cs) > 2 and len(set(cs[:-1])) > 1) or (len(cs) > 1 and cs[-1] > cs[0]):
+                raise InvalidArgument(
+                    f"write_zarr needs regular chunks (all equal but the last); axis {axis} has {cs[:5]}... "
+                    "Rechunk first."
+                )
+    else:
+        chunks = _eager_chunks(obj)
+    times = None
+    if isinstance(obj, Cube):
+        # One date per Zarr chunk, whatever the dask time chunks (a dask chunk then writes
+        # several whole Zarr chunks): appending dates never rewrites a stored chunk.
+        chunks = (1, *chunks[1:])
+        times = tuple(int(v) for v in cf.encode_times(_times_or_positions(obj)))
+    return Layout(
+        name=name,
+        kind="cube" if isinstance(obj, Cube) else "raster",
+        shape=tuple(obj.shape),
+        chunks=tuple(max(c, 1) for c in chunks),
+        dtype=str(obj.dtype),
+        nodata=obj.nodata,
+        bands=tuple(obj.bands or ()),
+        geobox=obj.geobox,
+        times=times,
+        zarr_format=zarr_format,
+    )
+
+
+def _times_or_positions(cube: Cube) -> np.ndarray:
+    if cube.times is not None:
+        return cube.times
+    return np.datetime64("1970-01-01", "ns") + np.arange(cube.ntimes).astype("timedelta64[s]")
+
+
+def _eager_chunks(obj: Raster | Cube) -> tuple[int, ...]:
+    side = 1024
+    spatial = (min(side, max(obj.shape[-2], 1)), min(side, max(obj.shape[-1], 1)))
+    return ((1, obj.count) if isinstance(obj, Cube) else (obj.count,)) + spatial
