@@ -1,16 +1,30 @@
-"""Per-process, per-thread cache of open rasterio datasets.
+"""Per-process, per-thread cache of open rasterio datasets, and the GDAL env around them.
 
 A dataset handle is never shared between threads (GDAL handles are not
 thread-safe) and never crosses a fork (the cache is keyed by process id).
 Task graphs hold only the picklable :class:`SourceSpec`, never a handle.
+
+GDAL's network file systems (``/vsicurl/``, ``/vsis3/``, ...) keep a cache
+per process, keyed by URL, of file properties (existence, size) and of
+downloaded ranges, failures included: one 404 or exhausted 503 would make
+the URL unreadable for the rest of a worker's life, and bytes fetched with
+one set of credentials would be served to a task holding other (or no)
+credentials. So this module drops GDAL's cache for a path after a failed
+open or read, and before opening a path under other access settings
+(credentials, endpoint, headers) than the last open in this process.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import glob
+import logging
 import os
+import re
 import threading
 import warnings
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -18,19 +32,43 @@ from typing import Any
 import attrs
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.session import DummySession, Session
 
-from pyr.errors import ReadError
-from pyr.io.env import GdalEnv
+from pyr.errors import PyrError, ReadError
+from pyr.io.env import GdalEnv, is_secret
 
-__all__ = ["SourceSpec", "close_all", "gdal_env", "open_dataset"]
+__all__ = ["SourceSpec", "close_all", "forget", "gdal_env", "open_dataset", "sanitize"]
 
 MAX_HANDLES_PER_THREAD = 64
 _local = threading.local()
 
+# rasterio.Env refuses these as options ("credentials are handled by boto3");
+# they go to GDAL through a session instead.
+_CREDENTIAL_OPTIONS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+# Network file systems whose per-process cache GDAL's VSICurlPartialClearCache drops.
+_NETWORK_PREFIXES = (
+    "/vsicurl/",
+    "/vsis3/",
+    "/vsigs/",
+    "/vsiaz/",
+    "/vsiadls/",
+    "/vsioss/",
+    "/vsiswift/",
+    "/vsiwebhdfs/",
+)
+# Options that decide what a URL resolves to or who may read it.
+_ACCESS_PREFIXES = ("AWS_", "GS_", "GOOGLE_", "AZURE_", "OSS_", "SWIFT_", "CPL_AWS_", "CPL_GS_", "GDAL_HTTP_AUTH")
+_ACCESS_OPTIONS = ("GDAL_HTTP_HEADERS", "GDAL_HTTP_HEADER_FILE", "GDAL_HTTP_USERPWD", "GDAL_HTTP_BEARER")
 
-@attrs.frozen
+
+@attrs.frozen(repr=False)
 class SourceSpec:
-    """What a task needs to open one source: picklable, no handle inside."""
+    """What a task needs to open one source: picklable, no handle inside.
+
+    Its ``repr`` shows the display name (query string elided) and masks
+    secrets in the env, so signed URLs and credentials stay out of task
+    reprs, logs and dashboards.
+    """
 
     path: str  # the GDAL path
     name: str  # the user-facing name for messages (query string elided)
@@ -40,15 +78,68 @@ class SourceSpec:
     def key(self) -> tuple[Any, ...]:
         return (self.path, self.overview, self.env)
 
+    def __repr__(self) -> str:
+        return f"SourceSpec({self.name!r}, env={self.env!r}, overview={self.overview!r})"
+
+
+class _Credentials(Session):  # type: ignore[misc]  # rasterio is untyped
+    """A rasterio session that hands GDAL the credential options it was given."""
+
+    def __init__(self, options: Mapping[str, str]) -> None:
+        self._options = dict(options)
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        return {}  # never exposed through rasterio
+
+    def get_credential_options(self) -> dict[str, str]:
+        return dict(self._options)
+
+    def __repr__(self) -> str:
+        return "_Credentials(***)"
+
 
 @contextmanager
 def gdal_env(env: Mapping[str, str] | None) -> Iterator[None]:
-    """Apply ``env`` (GDAL config options) for the duration of the block."""
-    if env:
-        with rasterio.Env(**env):
+    """Apply ``env`` (GDAL config options) for the duration of the block.
+
+    Credentials (``AWS_ACCESS_KEY_ID`` ...) go to GDAL through a rasterio
+    session; no boto3 lookup happens. The values of secret options are
+    remembered for the block so that :func:`sanitize` removes them from
+    error messages.
+    """
+    _local.notes = deque(maxlen=4)  # GDAL's network warnings of this block (see _reason)
+    if not env:
+        with _detached_errors():
             yield
-    else:
+        return
+    options = dict(env)
+    creds = {k: options.pop(k) for k in _CREDENTIAL_OPTIONS if k in options}
+    secrets = tuple(v for k, v in env.items() if is_secret(k) and v)
+    outer = getattr(_local, "secrets", ())
+    _local.secrets = outer + secrets
+    try:
+        with rasterio.Env(session=_Credentials(creds) if creds else DummySession(), **options), _detached_errors():
+            yield
+    finally:
+        _local.secrets = outer
+
+
+@contextmanager
+def _detached_errors() -> Iterator[None]:
+    """Let pyr's errors leave the block without the rasterio exceptions they replaced.
+
+    ``raise ReadError(...) from None`` hides the chain from tracebacks but
+    keeps it in ``__context__``; ``distributed`` pickles that chain with the
+    error, fails to unpickle rasterio's exceptions, and would hand the user a
+    bare ``Exception`` instead of the ``ReadError``.
+    """
+    try:
         yield
+    except PyrError as err:
+        err.__context__ = None
+        err.__cause__ = None
+        raise
 
 
 def _cache() -> OrderedDict[tuple[Any, ...], Any]:
@@ -72,13 +163,15 @@ def open_dataset(spec: SourceSpec) -> Any:
     if ds is not None and not ds.closed:
         cache.move_to_end(key)
         return ds
+    _claim(spec)
     kwargs = {} if spec.overview is None else {"overview_level": spec.overview}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             ds = rasterio.open(spec.path, **kwargs)
     except (RasterioError, OSError) as err:
-        raise ReadError(f"Cannot open {spec.name!r}: {_reason(err)}") from None
+        clear_network_cache(spec.path)
+        raise ReadError(f"Cannot open {spec.name!r}: {_reason(err, spec)}") from None
     cache[key] = ds
     while len(cache) > MAX_HANDLES_PER_THREAD:
         _, old = cache.popitem(last=False)
@@ -87,10 +180,11 @@ def open_dataset(spec: SourceSpec) -> Any:
 
 
 def forget(spec: SourceSpec) -> None:
-    """Close and drop this thread's handle for ``spec`` (after a failed read)."""
+    """Close and drop this thread's handle for ``spec``, and GDAL's cache of it (after a failed read)."""
     ds = _cache().pop(spec.key(), None)
     if ds is not None:
         ds.close()
+    clear_network_cache(spec.path)
 
 
 def close_all() -> None:
@@ -100,6 +194,155 @@ def close_all() -> None:
         cache.popitem()[1].close()
 
 
-def _reason(err: BaseException) -> str:
+# --- GDAL's network cache -----------------------------------------------------------
+
+_owners: dict[str, tuple[tuple[str, str], ...]] = {}
+_owners_lock = threading.Lock()
+
+
+def _access(env: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+    if not env:
+        return ()
+    return tuple(
+        sorted((k, v) for k, v in env.items() if k.startswith(_ACCESS_PREFIXES) or k in _ACCESS_OPTIONS or is_secret(k))
+    )
+
+
+def _network_part(path: str) -> str | None:
+    """The ``/vsicurl/...``-like part of ``path`` (also inside chained paths), or ``None``."""
+    hits = [i for i in (path.find(p) for p in _NETWORK_PREFIXES) if i >= 0]
+    return path[min(hits) :] if hits else None
+
+
+def _claim(spec: SourceSpec) -> None:
+    """Before opening: drop GDAL's cache of the path if it was last opened under other access settings."""
+    part = _network_part(spec.path)
+    if part is None:
+        return
+    access = _access(spec.env)
+    with _owners_lock:
+        previous = _owners.get(part)
+        _owners[part] = access
+        if len(_owners) > 4096:
+            _owners.pop(next(iter(_owners)))
+    if previous is not None and previous != access:
+        clear_network_cache(part)
+
+
+@functools.cache
+def _libgdal() -> Any:
+    """The libgdal that rasterio loaded, through ctypes (``None`` when it cannot be found)."""
+    candidates: list[str] = []
+    try:
+        with open("/proc/self/maps") as maps:  # Linux: exactly the library in use
+            candidates += sorted({line.split()[-1] for line in maps if "libgdal" in line and "/" in line})
+    except OSError:
+        pass
+    root = os.path.dirname(os.path.dirname(rasterio.__file__))
+    for pattern in ("rasterio.libs/libgdal*", "rasterio/.dylibs/libgdal*"):  # wheels (Linux, macOS)
+        candidates += sorted(glob.glob(os.path.join(root, pattern)))
+    for path in candidates:
+        try:
+            lib = ctypes.CDLL(path)
+            fn = lib.VSICurlPartialClearCache
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes = [ctypes.c_char_p]
+        fn.restype = None
+        return lib
+    return None
+
+
+def clear_network_cache(path: str) -> bool:
+    """Drop GDAL's per-process cache (file properties, ranges) of a network ``path``.
+
+    Returns whether a cache was cleared (``False`` for local paths, or when
+    libgdal cannot be reached through ctypes).
+    """
+    part = _network_part(path)
+    lib = None if part is None else _libgdal()
+    if lib is None or part is None:
+        return False
+    lib.VSICurlPartialClearCache(part.encode("utf-8", "surrogateescape"))
+    return True
+
+
+# --- messages -----------------------------------------------------------------------
+
+_QUERY = re.compile(r"((?:https?|s3|gs|az)://[^\s'\"?]*|/vsi\w+/[^\s'\"?]*)\?[^\s'\"]*", re.IGNORECASE)
+_BARE_QUERY = re.compile(r"\?[\w.%-]+=[^\s'\"]*")  # a query string after a file name ("B04.tif?sig=...")
+_AUTH = re.compile(r"((?:authorization|x-amz-security-token|x-amz-signature|signature|sig|token)\s*[:=]\s*)\S+", re.I)
+
+
+def sanitize(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """``text`` without query strings of URLs, auth headers, or any of ``secrets`` (and the env's).
+
+    >>> sanitize("'/vsicurl/https://h/a.tif?X-Amz-Signature=abc' not found")
+    "'/vsicurl/https://h/a.tif?...' not found"
+    >>> sanitize("B04.tif?se=2030&sig=abc, band 1: failed")
+    'B04.tif?... band 1: failed'
+    >>> sanitize("denied for key s3cr3t", ("s3cr3t",))
+    'denied for key ***'
+    """
+    text = _QUERY.sub(r"\1?...", text)
+    text = _BARE_QUERY.sub("?...", text)
+    text = _AUTH.sub(r"\1***", text)
+    for secret in (*secrets, *getattr(_local, "secrets", ())):
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _reason(err: BaseException, spec: SourceSpec | None = None) -> str:
+    """GDAL's reason, first line, with the GDAL path shown as the source's name and secrets removed.
+
+    When GDAL's error is only a consequence ("TIFFReadEncodedTile() failed")
+    of a network failure it reported as a warning (the last HTTP status,
+    after its retries), that warning is added.
+    """
     text = str(err).strip() or type(err).__name__
-    return text.splitlines()[0][:300]
+    if spec is not None:
+        text = text.replace(spec.path, spec.name)
+        if spec.env is not None:
+            text = sanitize(text, spec.env.secrets())
+    text = sanitize(text.splitlines()[0])[:300]
+    notes = getattr(_local, "notes", None)
+    if notes and not _NETWORK.search(text):
+        note = _RETRYING.sub("", notes[-1]).strip()
+        if spec is not None:
+            note = note.replace(spec.path, spec.name)
+        text = f"{text} (after: {note[:200]})"
+    return text
+
+
+_NETWORK = re.compile(r"HTTP|curl|timed? ?out|connect|resolve|SSL|S3|response_code|403|404|5\d\d", re.IGNORECASE)
+_RETRYING = re.compile(r"\.?\s*Retrying again in [\d.]+ secs?\.?", re.IGNORECASE)
+
+
+class _GdalLogFilter(logging.Filter):
+    """Removes query strings and secrets from GDAL's messages logged by rasterio; keeps network ones as notes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is not ours to fix
+            return True
+        clean = sanitize(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        notes = getattr(_local, "notes", None)
+        if notes is not None and _NETWORK.search(clean):
+            notes.append(clean)
+        return True
+
+
+def _install_log_filter() -> None:
+    for name in ("rasterio._env", "rasterio._err", "rasterio._io", "rasterio._base"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _GdalLogFilter) for f in logger.filters):
+            logger.addFilter(_GdalLogFilter())
+
+
+_install_log_filter()

@@ -3,43 +3,60 @@
 Read tasks carry their env in the task graph (see :mod:`pyr.io.tiff`) and
 apply it around every open and read, in whatever process runs them.
 ``configure`` additionally writes the options into ``os.environ``, which GDAL
-consults, and which worker processes started afterwards inherit.
+consults and which worker processes started afterwards inherit, and hands
+them to the workers of a running ``distributed`` client (see
+:mod:`pyr.io.worker`).
+
+The defaults were checked against GDAL 3.10's documentation and measured on
+a loopback server (``tests/test_http.py``): opening a COG costs one ``HEAD``
+and one ``GET`` of the header, and a chunk costs one request per run of
+consecutive tiles.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pyr.errors import InvalidArgument
 
-__all__ = ["CLOUD_DEFAULTS", "GdalEnv", "cloud_env", "configure"]
+__all__ = ["CLOUD_DEFAULTS", "GdalEnv", "cloud_env", "configure", "is_secret"]
 
 #: GDAL options for reading COGs from object storage: header-then-tiles access.
 CLOUD_DEFAULTS: Mapping[str, str] = {
-    # Never list the "directory" of a remote file to look for sidecars.
+    # Never list the "directory" of a remote file, nor probe sidecar files
+    # (.aux.xml, .ovr, .msk): the COG is opened with a HEAD and one GET.
+    # (CPL_VSIL_CURL_ALLOWED_EXTENSIONS is deliberately not set: it adds
+    # nothing once listing is off and makes extension-less URLs unreadable.)
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF,.vrt,.jp2,.zarr",
-    # One request for several tiles of a chunk, adjacent ranges merged.
+    # The several tiles of a chunk are fetched at once; adjacent tiles are
+    # merged into one range. YES issues the ranges in parallel (multiplexed
+    # over one HTTP/2 connection where the server speaks it); SINGLE_GET (one
+    # multipart request) is left opt-in since S3 does not support it.
     "GDAL_HTTP_MULTIRANGE": "YES",
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
     "GDAL_HTTP_MULTIPLEX": "YES",
-    "GDAL_HTTP_VERSION": "2",
-    # The first request fetches the whole COG header.
+    # HTTP/2 over TLS only: no h2c upgrade headers sent to plain-HTTP servers.
+    "GDAL_HTTP_VERSION": "2TLS",
+    # The first GET fetches the whole COG header (IFDs and tile offsets).
     "GDAL_INGESTED_BYTES_AT_OPEN": "65536",
-    # Transient errors (429, 5xx) are retried with a delay.
+    # Transient errors (429, 5xx) are retried, the delay doubling each time.
     "GDAL_HTTP_MAX_RETRY": "5",
     "GDAL_HTTP_RETRY_DELAY": "0.5",
     # A dead or stalled server fails the read instead of hanging it.
     "GDAL_HTTP_CONNECTTIMEOUT": "10",
-    "GDAL_HTTP_TIMEOUT": "60",
-    "GDAL_HTTP_LOW_SPEED_TIME": "20",
+    "GDAL_HTTP_TIMEOUT": "120",
+    "GDAL_HTTP_LOW_SPEED_TIME": "30",
     "GDAL_HTTP_LOW_SPEED_LIMIT": "1",
-    # Cache the header and recently fetched ranges per file handle.
-    "VSI_CACHE": "TRUE",
-    "VSI_CACHE_SIZE": "33554432",
+    # /vsicurl/'s own per-process cache of headers and recent ranges (read
+    # once, at the first remote access of the process); no second per-handle
+    # cache on top of it (pyr keeps a handle per thread and source, and each
+    # chunk is read once).
     "CPL_VSIL_CURL_CACHE_SIZE": "134217728",
+    "VSI_CACHE": "FALSE",
 }
 
 _AWS_KEYS = {
@@ -56,17 +73,44 @@ _AWS_FLAGS = {
     "virtual_hosting": ("AWS_VIRTUAL_HOSTING", "TRUE", "FALSE"),
     "requester_pays": ("AWS_REQUEST_PAYER", "requester", None),
 }
-_SECRET_MARKERS = ("SECRET", "TOKEN", "PASSWORD", "ACCESS_KEY", "AUTHORIZATION", "HEADERS", "SAS")
+# Parts of GDAL option names whose values are credentials (AWS, GCS, Azure,
+# OSS, Swift, HTTP auth and headers); their values are never shown.
+_SECRET_MARKERS = (
+    "SECRET",
+    "TOKEN",
+    "PASSWORD",
+    "USERPWD",
+    "ACCESS_KEY",
+    "PRIVATE_KEY",
+    "SWIFT_KEY",
+    "AUTHORIZATION",
+    "BEARER",
+    "HEADERS",
+    "COOKIE",
+    "SAS",
+    "CONNECTION_STRING",
+)
 
 
 def is_secret(key: str) -> bool:
-    """Whether the GDAL option ``key`` holds a credential (its value is never shown)."""
+    """Whether the GDAL option ``key`` holds a credential (its value is never shown).
+
+    >>> is_secret("AWS_SECRET_ACCESS_KEY"), is_secret("GDAL_HTTP_HEADERS"), is_secret("AWS_REGION")
+    (True, True, False)
+    """
     upper = key.upper()
     return any(marker in upper for marker in _SECRET_MARKERS)
 
 
 class GdalEnv(Mapping[str, str]):
-    """An immutable mapping of GDAL config options whose ``repr`` masks secrets."""
+    """An immutable mapping of GDAL config options whose ``repr`` masks secrets.
+
+    >>> env = GdalEnv({"AWS_REGION": "eu-west-1", "AWS_SECRET_ACCESS_KEY": "abc"})
+    >>> env
+    GdalEnv({'AWS_REGION': 'eu-west-1', 'AWS_SECRET_ACCESS_KEY': ***})
+    >>> env["AWS_SECRET_ACCESS_KEY"]
+    'abc'
+    """
 
     __slots__ = ("_items",)
     _items: tuple[tuple[str, str], ...]
@@ -115,6 +159,10 @@ class GdalEnv(Mapping[str, str]):
 
     __str__ = __repr__
 
+    def secrets(self) -> tuple[str, ...]:
+        """The values of the secret options (what messages must never show)."""
+        return tuple(v for k, v in self._items if is_secret(k) and v)
+
 
 def _to_str(value: Any) -> str:
     if isinstance(value, bool):
@@ -122,25 +170,63 @@ def _to_str(value: Any) -> str:
     return str(value)
 
 
+def _endpoint(value: Any, options: dict[str, Any]) -> str:
+    """``host[:port]`` for ``AWS_S3_ENDPOINT``; a ``http(s)://`` prefix sets ``AWS_HTTPS``."""
+    text = str(value).strip().rstrip("/")
+    for scheme, https in (("http://", "NO"), ("https://", "YES")):
+        if text.lower().startswith(scheme):
+            options["AWS_HTTPS"] = https
+            text = text[len(scheme) :]
+    if not text or "/" in text:
+        raise InvalidArgument(f"aws={{'endpoint': {value!r}}}: expected host[:port] (or http(s)://host[:port]).")
+    return text
+
+
 def cloud_env(*, cloud_defaults: bool = True, aws: Mapping[str, Any] | None = None, **gdal_options: Any) -> GdalEnv:
     """GDAL config options for cloud COG reads, as an immutable mapping.
 
-    ``cloud_defaults`` adds :data:`CLOUD_DEFAULTS`; ``aws`` maps
-    ``aws_unsigned``, ``region``, ``profile``, ``endpoint`` (host[:port]),
-    ``https``, ``virtual_hosting``, ``access_key_id``, ``secret_access_key``,
-    ``session_token`` and ``requester_pays`` to GDAL's ``AWS_*`` options;
-    other keyword arguments are GDAL options passed through. Secrets are
-    masked in the ``repr``.
+    Parameters
+    ----------
+    cloud_defaults
+        Add :data:`CLOUD_DEFAULTS`: no directory listing on open, multi-range
+        reads with merged ranges, HTTP/2 multiplexing, retries with backoff,
+        connect and low-speed timeouts, a per-process range cache.
+    aws
+        ``aws_unsigned``, ``region``, ``profile``, ``endpoint`` (host[:port];
+        an ``http://`` or ``https://`` prefix also sets ``AWS_HTTPS``),
+        ``https`` (default True), ``virtual_hosting``, ``access_key_id``,
+        ``secret_access_key``, ``session_token`` and ``requester_pays``,
+        mapped to GDAL's ``AWS_*`` options. Credentials (or a profile)
+        without ``aws_unsigned`` also set ``AWS_NO_SIGN_REQUEST=NO``.
+    **gdal_options
+        Other GDAL config options, passed through (they win over the above).
 
+    Returns
+    -------
+    GdalEnv
+        An immutable mapping whose ``repr`` masks secrets.
+
+    Examples
+    --------
     >>> env = cloud_env(aws={"aws_unsigned": True, "region": "us-west-2"})
-    >>> env["AWS_NO_SIGN_REQUEST"], env["GDAL_HTTP_MULTIRANGE"]
-    ('YES', 'YES')
+    >>> env["AWS_NO_SIGN_REQUEST"], env["GDAL_DISABLE_READDIR_ON_OPEN"]
+    ('YES', 'EMPTY_DIR')
     >>> cloud_env(cloud_defaults=False, aws={"secret_access_key": "s3cr3t"})
     GdalEnv({'AWS_SECRET_ACCESS_KEY': ***})
+    >>> dict(cloud_env(cloud_defaults=False, aws={"endpoint": "http://127.0.0.1:9000"}))
+    {'AWS_HTTPS': 'NO', 'AWS_S3_ENDPOINT': '127.0.0.1:9000'}
     """
     options: dict[str, Any] = dict(CLOUD_DEFAULTS) if cloud_defaults else {}
-    for key, value in (aws or {}).items():
-        if key in _AWS_KEYS:
+    aws = dict(aws or {})
+    for key, value in aws.items():
+        if key == "endpoint":
+            implied: dict[str, Any] = {}
+            options["AWS_S3_ENDPOINT"] = _endpoint(value, implied)
+            if "https" not in aws:  # an explicit ``https`` wins over the URL's scheme
+                options.update(implied)
+        elif key in _AWS_KEYS:
+            if value is None:
+                raise InvalidArgument(f"aws={{{key!r}: None}}: give a value or leave the key out.")
             options[_AWS_KEYS[key]] = value
             if key == "region":
                 options["AWS_DEFAULT_REGION"] = value
@@ -153,6 +239,9 @@ def cloud_env(*, cloud_defaults: bool = True, aws: Mapping[str, Any] | None = No
         else:
             known = ", ".join(sorted([*_AWS_KEYS, *_AWS_FLAGS]))
             raise InvalidArgument(f"aws={{{key!r}: ...}}: unknown key; expected one of {known}.")
+    if "aws_unsigned" not in aws and ("access_key_id" in aws or "profile" in aws):
+        # credentials mean signed requests, even where an unsigned configure() came first
+        options["AWS_NO_SIGN_REQUEST"] = "NO"
     options.update(gdal_options)
     return GdalEnv(options)
 
@@ -160,12 +249,48 @@ def cloud_env(*, cloud_defaults: bool = True, aws: Mapping[str, Any] | None = No
 def configure(*, cloud_defaults: bool = True, aws: Mapping[str, Any] | None = None, **gdal_options: Any) -> GdalEnv:
     """Apply :func:`cloud_env` process-wide and return it.
 
-    The options go into ``os.environ``: GDAL reads its config options from
-    the environment, and worker processes started afterwards (dask's
-    ``processes`` scheduler, ``distributed`` workers of a ``LocalCluster``)
-    inherit it. On a cluster whose workers already run, pass ``env=`` to
-    :func:`pyr.read` instead: that env travels with every task.
+    The options go into ``os.environ`` (GDAL reads its config options from
+    the environment; worker processes started afterwards, by dask's
+    ``processes`` scheduler or a ``distributed`` ``LocalCluster``, inherit
+    it) and into GDAL's own process-wide configuration. When ``distributed``
+    is in use and a client is current, its running workers get the options
+    too, and so do workers that join later (a worker plugin, see
+    :class:`pyr.io.worker.GdalEnvPlugin`). Tasks that carry an ``env``
+    (``pyr.read(..., env=...)``) apply it on top.
+
+    Parameters
+    ----------
+    cloud_defaults, aws, **gdal_options
+        As for :func:`cloud_env`.
+
+    Returns
+    -------
+    GdalEnv
+        The options applied.
+
+    Examples
+    --------
+    >>> env = configure(cloud_defaults=False, PYR_DOCTEST_OPTION="on")  # doctest: +SKIP
+    >>> os.environ["PYR_DOCTEST_OPTION"]  # doctest: +SKIP
+    'on'
     """
     env = cloud_env(cloud_defaults=cloud_defaults, aws=aws, **gdal_options)
-    os.environ.update(env)
+    apply_process_wide(env)
+    if "distributed" in sys.modules:  # never import distributed just to look
+        from pyr.io.worker import register_with_current_client
+
+        register_with_current_client(env)
     return env
+
+
+def apply_process_wide(env: Mapping[str, str]) -> None:
+    """Write ``env`` into ``os.environ`` and GDAL's process-wide configuration."""
+    os.environ.update(env)
+    if threading.current_thread() is threading.main_thread():
+        # rasterio sets options process-wide from the main thread only (from
+        # other threads they would be thread-local). Setting them here too
+        # keeps them visible after a ``rasterio.Env`` restores older values.
+        from rasterio.env import set_gdal_config
+
+        for key, value in env.items():
+            set_gdal_config(key, value, normalize=False)

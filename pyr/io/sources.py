@@ -51,10 +51,14 @@ def to_gdal_path(source: Any) -> str:
     if scheme == "file":
         return unquote(urlsplit(source).path)
     if scheme in ("http", "https"):
+        if not urlsplit(source).netloc:
+            raise InvalidArgument(f"source={display_name(source)!r}: no host after {scheme}://.")
         return _PREFIXES[scheme] + source
     if scheme in _PREFIXES:
+        if not rest.strip("/"):
+            raise InvalidArgument(f"source={display_name(source)!r}: no bucket or container after {scheme}://.")
         return _PREFIXES[scheme] + rest
-    raise InvalidArgument(f"source={source!r}: unsupported URL scheme {scheme!r}.")
+    raise InvalidArgument(f"source={display_name(source)!r}: unsupported URL scheme {scheme!r}.")
 
 
 def display_name(source: Any) -> str:

@@ -1,0 +1,269 @@
+"""Reading COGs over HTTP from a real Range-capable server on loopback.
+
+What is shown: a lazy read over HTTP equals the local read; building the
+graph costs the header only (one HEAD and one GET of that file, nothing
+else); each chunk costs one request per run of consecutive tiles (one per
+chunk with multipart ranges); ``read_cube`` over 20 URLs touches one before
+compute; 404, 503 and stalled servers give a ``ReadError`` naming the URL (or
+a success after retries), never a hang, and never leave GDAL's per-process
+cache poisoned; credentials (headers) and signed query strings never leak
+into messages, and data fetched with one set of headers is not served to a
+task holding another.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from servers import FAST, SECRET, cog_array, parse_range_header, serve, tile_ranges, write_cog
+
+import pyr
+from pyr import ReadError, cloud_env
+from pyr.testing import assert_raster_equal, raise_if_dask_computes
+
+pytest_plugins = ["conftest_cloud"]
+pytestmark = [pytest.mark.network, pytest.mark.usefixtures("offline_aws_module"), pytest.mark.timeout(120)]
+
+ENV = cloud_env(**FAST)
+
+
+def gets(server, name):
+    return server.requests(name, method="GET")
+
+
+def test_lazy_http_read_equals_local_read_and_opens_only_the_header(http_server, cog):
+    path, data = cog
+    name, url = serve(http_server, path)
+    with raise_if_dask_computes():
+        remote = pyr.read(url, chunks=(512, 512), env=ENV)
+    assert remote.is_lazy
+    # graph building: the header of this file only (a HEAD for its size, one GET of the header)
+    assert {p for p in http_server.paths() if name.split("/")[0] in p} == {"/" + name}
+    assert http_server.requests(name, method="HEAD") <= 1
+    assert gets(http_server, name) == 1
+    assert http_server.bytes_sent(name) <= 65536
+    assert_raster_equal(remote, pyr.read(path))
+    np.testing.assert_array_equal(remote.data.compute(scheduler="threads")[0], data)
+    assert http_server.paths() >= {"/" + name}
+    assert not any(p.startswith("/" + name + ".") for p in http_server.paths())  # no .aux.xml, .ovr, .msk
+
+
+def _per_chunk_requests(server, name, raster):
+    """Compute the chunks one by one (sync).
+
+    Returns {(i, j): (Range headers of the chunk's GETs, every range fetched so far)}:
+    GDAL keeps what it fetched, so a tile may come partly from an earlier request.
+    """
+    out = {}
+    nby, nbx = raster.data.numblocks[1:]
+    for i in range(nby):
+        for j in range(nbx):
+            before = len(server.ranges(name))
+            raster.data.blocks[0, i, j].compute(scheduler="sync")
+            headers = server.ranges(name)
+            out[(i, j)] = (headers[before:], [rng for h in headers for rng in parse_range_header(h)])
+    return out
+
+
+def _chunk_tiles(raster, tiles, block=256):
+    """(i, j) -> the (offset, size) of the tiles inside chunk (i, j)."""
+    out = {}
+    y0 = 0
+    for i, cy in enumerate(raster.data.chunks[1]):
+        x0 = 0
+        for j, cx in enumerate(raster.data.chunks[2]):
+            out[(i, j)] = [
+                tiles[(ti, tj)]
+                for ti in range(y0 // block, -(-(y0 + cy) // block))
+                for tj in range(x0 // block, -(-(x0 + cx) // block))
+            ]
+            x0 += cx
+        y0 += cy
+    return out
+
+
+def _covers(ranges, tiles):
+    """Whether the union of ``ranges`` holds every byte of ``tiles``."""
+    have = sorted(ranges)
+    for off, size in tiles:
+        pos, end = off, off + size - 1
+        for a, b in have:
+            if a <= pos <= b:
+                pos = b + 1
+        if pos <= end:
+            return False
+    return True
+
+
+def test_full_width_chunks_cost_one_merged_request_each(http_server, cog):
+    path, data = cog
+    name, url = serve(http_server, path)
+    r = pyr.read(url, chunks=(256, 1024), env=ENV)  # one tile row (4 consecutive tiles) per chunk
+    requests = _per_chunk_requests(http_server, name, r)
+    expected = _chunk_tiles(r, tile_ranges(path))
+    for key, (headers, fetched_so_far) in requests.items():
+        assert len(headers) == 1, (key, headers)
+        assert len(parse_range_header(headers[0])) == 1  # the 4 tiles merged into one range
+        assert _covers(fetched_so_far, expected[key])
+    # All chunks together fetch the full-resolution tiles and not the overviews
+    # (GDAL rounds ranges out to 16 KiB blocks, and reads ahead when a handle
+    # reads sequentially, so a chunk may bring part of the next one).
+    data_bytes = sum(b - a + 1 for h in http_server.ranges(name)[1:] for a, b in parse_range_header(h))
+    assert data_bytes <= sum(size for _, size in tile_ranges(path).values()) + 2 * 16384
+    np.testing.assert_array_equal(r.data.compute(scheduler="sync")[0], data)
+
+
+@pytest.mark.parametrize("mode", ["SINGLE_GET", "YES"])
+def test_square_chunks_requests(http_server, cog, mode):
+    # 512 x 512 chunks span two tile rows, which are not adjacent in the file.
+    # SINGLE_GET: one multipart request per chunk; YES (the default): at most
+    # one request per tile row, issued in parallel.
+    path, data = cog
+    name, url = serve(http_server, path)
+    r = pyr.read(url, chunks=(512, 512), env=cloud_env(**FAST, GDAL_HTTP_MULTIRANGE=mode))
+    requests = _per_chunk_requests(http_server, name, r)
+    expected = _chunk_tiles(r, tile_ranges(path))
+    for key, (headers, fetched_so_far) in requests.items():
+        tile_rows = 2 if key[0] == 0 else 1
+        if mode == "SINGLE_GET":
+            assert len(headers) == 1, (key, headers)
+            assert len(parse_range_header(headers[0])) == tile_rows  # bytes=a-b,c-d
+        else:
+            assert 1 <= len(headers) <= tile_rows, (key, headers)
+        assert _covers(fetched_so_far, expected[key])
+    np.testing.assert_array_equal(r.data.compute(scheduler="sync")[0], data)
+
+
+def test_read_cube_over_20_urls_opens_one_before_compute(http_server, tmp_path):
+    paths, arrays = [], []
+    for k in range(20):
+        a = cog_array((256, 256), seed=k)
+        paths.append(write_cog(tmp_path / f"d{k:02d}.tif", a, block=128))
+        arrays.append(a)
+    served = [serve(http_server, p, prefix="cube-") for p in paths]
+    names, urls = [n for n, _ in served], [u for _, u in served]
+    with raise_if_dask_computes():
+        cube = pyr.read_cube(urls, chunks=(128, 128), env=ENV)
+    touched = [n for n in names if http_server.requests(n)]
+    assert touched == names[:1]
+    assert cube.data.shape == (20, 1, 256, 256)
+    values = cube.data.compute(scheduler="threads")
+    np.testing.assert_array_equal(values[:, 0], np.stack(arrays))
+    assert all(http_server.requests(n) for n in names)
+
+
+# --- failures ---------------------------------------------------------------------------
+
+
+def test_404_is_a_read_error_naming_the_url(http_server):
+    name = "missing/B04.tif"
+    http_server.fail(name, 404)
+    url = http_server.url(name)
+    with pytest.raises(ReadError, match=r"missing/B04\.tif") as info:
+        pyr.read(url, chunks=256, env=ENV)
+    assert url in str(info.value)
+    assert "/vsicurl/" not in str(info.value)  # the user's URL, not GDAL's path
+
+
+def test_read_errors_survive_distributed_serialisation(http_server, cog):
+    # distributed pickles a task's error with its whole exception chain; pyr's
+    # errors carry none of rasterio's (unpicklable) exceptions, so a cluster
+    # user gets the ReadError itself, not a bare Exception.
+    core = pytest.importorskip("distributed.core")
+    from distributed.protocol.pickle import loads
+
+    path, _ = cog
+    name, url = serve(http_server, path)
+    r = pyr.read(url, chunks=(256, 1024), env=ENV)
+    http_server.fail(name, 404)
+    for action in (lambda: r.data.compute(scheduler="sync"), lambda: pyr.read(url + ".missing", env=ENV)):
+        with pytest.raises(ReadError) as info:
+            action()
+        assert info.value.__context__ is None
+        again = loads(core.error_message(info.value)["exception"].data)
+        assert type(again) is ReadError
+        assert str(again) == str(info.value)
+    http_server.heal(name)
+
+
+def test_signed_url_errors_never_show_the_signature(http_server):
+    name = "signed/B04.tif"
+    http_server.fail(name, 403)
+    url = http_server.url(name, query=f"X-Amz-Signature={SECRET}&sig={SECRET}")
+    with pytest.raises(ReadError) as info:
+        pyr.read(url, env=ENV)
+    assert SECRET not in str(info.value)
+    assert http_server.url(name) + "?..." in str(info.value)
+
+
+def test_503_twice_then_success_is_retried(http_server, cog):
+    path, data = cog
+    name, url = serve(http_server, path)
+    http_server.fail(name, 503, times=2)
+    r = pyr.read(url, chunks=(256, 1024), env=ENV)  # GDAL_HTTP_MAX_RETRY=3, small delay
+    assert http_server.requests(name) >= 3  # two 503s, then the file
+    np.testing.assert_array_equal(r.data.compute(scheduler="threads")[0], data)
+
+
+def test_a_failure_does_not_poison_the_process(http_server, cog):
+    # GDAL caches a failed URL for the life of the process; pyr drops that
+    # cache entry, so the same URL reads once the server has recovered.
+    path, data = cog
+    name, url = serve(http_server, path)
+    http_server.fail(name, 503)  # every retry fails
+    with pytest.raises(ReadError, match="503"):
+        pyr.read(url, env=ENV)
+    http_server.heal(name)
+    np.testing.assert_array_equal(pyr.read(url, env=ENV).data[0], data)
+    # and a failure during a chunk read, after a good open
+    name2, url2 = serve(http_server, path)
+    r = pyr.read(url2, chunks=(256, 1024), env=ENV)
+    http_server.fail(name2, 503)
+    with pytest.raises(ReadError, match="503"):
+        r.data.compute(scheduler="sync")
+    http_server.heal(name2)
+    np.testing.assert_array_equal(r.data.compute(scheduler="sync")[0], data)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("after_bytes", [None, 100], ids=["before-headers", "mid-body"])
+def test_stalled_server_is_a_read_error_not_a_hang(http_server, cog, after_bytes):
+    path, _ = cog
+    name, url = serve(http_server, path)
+    env = cloud_env(**{**FAST, "GDAL_HTTP_MAX_RETRY": "0", "GDAL_HTTP_TIMEOUT": "2", "GDAL_HTTP_LOW_SPEED_TIME": "1"})
+    r = pyr.read(url, chunks=(256, 1024), env=env)  # the header is served
+    http_server.stall(name, 30, after_bytes=after_bytes)  # then the server stops answering
+    with pytest.raises(ReadError, match=name.replace(".", r"\.")):
+        r.data.compute(scheduler="sync")
+    http_server.heal(name)
+
+
+# --- credentials (HTTP headers) --------------------------------------------------------------
+
+
+def test_data_fetched_with_a_header_is_not_served_to_a_task_without_it(http_server, cog):
+    path, data = cog
+    name, url = serve(http_server, path)
+    http_server.protect(name, "X-Pyr-Token", SECRET)
+    with_token = cloud_env(**FAST, GDAL_HTTP_HEADERS=f"X-Pyr-Token: {SECRET}")
+    np.testing.assert_array_equal(pyr.read(url, env=with_token).data[0], data)
+    before = http_server.requests(name)
+    with pytest.raises(ReadError, match="403") as info:
+        pyr.read(url, env=ENV)  # GDAL has this URL cached; pyr makes it ask the server again
+    assert http_server.requests(name) > before
+    assert SECRET not in str(info.value)
+    np.testing.assert_array_equal(pyr.read(url, env=with_token).data[0], data)
+
+
+@pytest.mark.slow
+def test_env_travels_with_the_tasks_to_the_processes_scheduler(http_server, cog):
+    # The server wants a token header that only the read's env carries: the
+    # chunks read in other processes succeed only because the env went with them.
+    path, data = cog
+    name, url = serve(http_server, path)
+    http_server.protect(name, "X-Pyr-Token", SECRET)
+    r = pyr.read(url, chunks=(256, 1024), env=cloud_env(**FAST, GDAL_HTTP_HEADERS=f"X-Pyr-Token: {SECRET}"))
+    http_server.reset()
+    values = r.data.compute(scheduler="processes", num_workers=2)
+    np.testing.assert_array_equal(values[0], data)
+    assert http_server.requests(name, method="GET") >= 3  # the chunks were fetched by the workers

@@ -1,0 +1,145 @@
+"""Reading COGs from S3 and writing Zarr to S3, against moto's S3 server on loopback.
+
+GDAL reaches moto through ``/vsis3/`` (``AWS_S3_ENDPOINT`` = the server,
+path-style, plain HTTP, dummy credentials); zarr and xarray reach it through
+s3fs (``client_kwargs={"endpoint_url": ...}``). The test process's own AWS
+settings point at a closed loopback port, so only a read that carries the
+right env reaches a server, and nothing ever goes to the real AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+from servers import (
+    SECRET,
+    all_objects,
+    cog_array,
+    put_object,
+    s3_env,
+    storage_options,
+    write_cog,
+)
+
+import pyr
+from pyr import ReadError
+from pyr.testing import assert_raster_equal, raise_if_dask_computes
+
+pytest_plugins = ["conftest_cloud"]
+pytestmark = [pytest.mark.network, pytest.mark.usefixtures("offline_aws_module"), pytest.mark.timeout(120)]
+
+METADATA = (".zattrs", ".zarray", ".zgroup", ".zmetadata", "zarr.json")
+
+
+@pytest.fixture
+def s3_cog(s3_endpoint, bucket, cog):
+    path, data = cog
+    url = put_object(s3_endpoint, bucket, "tiles/31UFT/B04.tif", path.read_bytes())
+    return url, path, data
+
+
+def test_lazy_s3_read_equals_local_read(s3_endpoint, s3_cog):
+    url, path, data = s3_cog
+    with raise_if_dask_computes():
+        r = pyr.read(url, chunks=(256, 512), env=s3_env(s3_endpoint))
+    assert r.is_lazy
+    assert_raster_equal(r, pyr.read(path))
+    np.testing.assert_array_equal(r.data.compute(scheduler="threads")[0], data)
+    eager = pyr.read(url, env=s3_env(s3_endpoint), overview=0)
+    assert_raster_equal(eager, pyr.read(path, overview=0))
+
+
+def test_s3_read_without_the_env_is_a_read_error(s3_cog):
+    url, _, _ = s3_cog
+    with pytest.raises(ReadError, match=url.replace(".", r"\.")):
+        pyr.read(url, env={"GDAL_HTTP_MAX_RETRY": "0", "GDAL_HTTP_CONNECTTIMEOUT": "2"})
+
+
+def test_missing_object_is_a_read_error_naming_it(s3_endpoint, bucket):
+    url = f"s3://{bucket}/nothing/here.tif"
+    with pytest.raises(ReadError, match=r"nothing/here\.tif") as info:
+        pyr.read(url, env=s3_env(s3_endpoint))
+    assert SECRET not in str(info.value)
+
+
+def test_endpoints_do_not_leak_between_tasks(s3_endpoint, bucket, http_server, tmp_path):
+    # One bucket/key, two S3 endpoints serving different bytes: moto, and the
+    # Range server answering path-style requests. GDAL caches by URL per
+    # process; each task must get its own endpoint's pixels, in one thread or many.
+    a, b = cog_array((256, 512), seed=1), cog_array((256, 512), seed=2)
+    key = "same/key.tif"
+    url = put_object(s3_endpoint, bucket, key, write_cog(tmp_path / "a.tif", a).read_bytes())
+    http_server.put(f"{bucket}/{key}", write_cog(tmp_path / "b.tif", b).read_bytes())
+    env_a, env_b = s3_env(s3_endpoint), s3_env(http_server.endpoint)
+    ra = pyr.read(url, chunks=128, env=env_a)
+    rb = pyr.read(url, chunks=128, env=env_b)
+    for _ in range(2):
+        np.testing.assert_array_equal(ra.data.compute(scheduler="sync")[0], a)
+        np.testing.assert_array_equal(rb.data.compute(scheduler="sync")[0], b)
+    both = np.stack([ra.data, rb.data]).compute(scheduler="threads", num_workers=2)
+    np.testing.assert_array_equal(both[:, 0], np.stack([a, b]))
+    results: dict[str, np.ndarray] = {}
+
+    def read(tag, env):
+        results[tag] = pyr.read(url, env=env).data[0]
+
+    threads = [threading.Thread(target=read, args=(t, e)) for t, e in (("a", env_a), ("b", env_b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    np.testing.assert_array_equal(results["a"], a)
+    np.testing.assert_array_equal(results["b"], b)
+
+
+def test_zarr_to_s3_and_back_and_xarray_opens_it(s3_endpoint, bucket, cog):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("rioxarray")
+    path, data = cog
+    raster = pyr.rescale(pyr.read(path, chunks=(256, 512)), scale=1e-4)
+    store = f"s3://{bucket}/out/b04.zarr"
+    opts = storage_options(s3_endpoint)
+    delayed = pyr.write_zarr(raster, store, compute=False, storage_options=opts)
+    assert not all_objects(s3_endpoint, bucket)  # nothing written before compute
+    delayed.compute(scheduler="threads")
+    back = pyr.read_zarr(store, storage_options=opts)
+    assert_raster_equal(back, raster)
+    ds = xr.open_zarr(store, storage_options=opts)
+    var = ds[next(iter(ds.data_vars))]
+    assert var.rio.crs.to_epsg() == 32631
+    assert tuple(var.rio.transform())[:6] == tuple(raster.geobox.transform)[:6]
+    np.testing.assert_allclose(var.values[0], np.where(data == 0, np.nan, data * np.float32(1e-4)), rtol=1e-6)
+
+
+def test_secrets_never_leak(s3_endpoint, bucket, s3_cog):
+    url, _, _ = s3_cog
+    env = s3_env(s3_endpoint, GDAL_HTTP_HEADERS=f"X-Extra: {SECRET}")
+    opts = storage_options(s3_endpoint)
+    r = pyr.read(url, chunks=(256, 512), env=env)
+    texts = [repr(env), str(env), repr(r), str(r), repr(r.data), repr(r.data.dask)]
+    graph = dict(r.data.__dask_graph__())
+    texts += [str(k) for k in graph] + [repr(v) for v in graph.values()]
+    out = pyr.rescale(r, scale=1e-4)
+    store = f"s3://{bucket}/secret-check.zarr"
+    delayed = pyr.write_zarr(out, store, compute=False, storage_options=opts)
+    wgraph = dict(delayed.__dask_graph__())
+    texts += [repr(delayed)] + [str(k) for k in wgraph] + [repr(v) for v in wgraph.values()]
+    for text in texts:
+        assert SECRET not in text, text[:300]
+    delayed.compute(scheduler="threads")
+    # a failing read (a missing object, same credentials): the message is clean
+    with pytest.raises(ReadError) as info:
+        pyr.read(url.replace("B04", "B05"), env=env)
+    assert SECRET not in str(info.value)
+    assert SECRET not in repr(info.value)
+    # the store: no object, metadata key or attribute holds the secret
+    objects = all_objects(s3_endpoint, bucket)
+    meta = [k for k in objects if k.startswith("secret-check.zarr") and k.endswith(METADATA)]
+    assert meta, sorted(objects)
+    for key in meta:
+        assert SECRET not in json.dumps(json.loads(objects[key]))
+    for key, blob in objects.items():
+        assert SECRET.encode() not in blob, key
