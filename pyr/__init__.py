@@ -19,7 +19,7 @@ from pyr.cube import Cube
 from pyr.errors import GridMismatch, IncompleteStore, InvalidArgument, PyrError, ReadError, StoreExists, WriteError
 from pyr.geobox import GeoBox
 from pyr.io import cloud_env, configure, read, read_zarr, write_zarr
-from pyr.io.cube import read_cube
+from pyr.io.cube import check_sources, read_cube
 from pyr.io.tiff_write import write_tiff
 from pyr.ops import map_blocks, reduce_time, rescale, stack
 from pyr.raster import Raster
@@ -39,6 +39,7 @@ __all__ = [
     "StoreExists",
     "WriteError",
     "__version__",
+    "check_sources",
     "cloud_env",
     "compute",
     "configure",

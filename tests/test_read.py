@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import pickle
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -326,3 +327,42 @@ def test_file_changed_under_a_lazy_read_is_detected(tmp_path, data3, fresh_handl
     write_tif(path, data3[:1], nodata=0)  # same name, now one band
     with pytest.raises(pyr.GridMismatch, match=r"moving\.tif"):
         r.data.compute(scheduler="sync")
+
+
+def test_a_rewritten_file_is_read_anew(tmp_path):
+    # Handles are cached per thread; a file replaced at the same path must not
+    # be served from the old handle.
+    path = tmp_path / "again.tif"
+    gb = GeoBox.from_bounds((0, 0, 80, 80), 10, "EPSG:32631")
+    write_tif(path, np.full((1, 8, 8), 3500, "uint16"), geobox=gb)
+    assert int(pyr.read(path).data.max()) == 3500
+    assert int(pyr.read(path, chunks=4).data.max().compute(scheduler="sync")) == 3500
+    path.unlink()
+    write_tif(path, np.full((1, 8, 8), 7000, "uint16"), geobox=gb)
+    assert int(pyr.read(path).data.max()) == 7000
+    assert int(pyr.read(path, chunks=4).data.max().compute(scheduler="sync")) == 7000
+
+
+def test_gdal_block_cache_is_capped_unless_set(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "c.tif"
+    gb = GeoBox.from_bounds((0, 0, 80, 80), 10, "EPSG:32631")
+    write_tif(path, np.ones((1, 8, 8), "uint16"), geobox=gb)
+    code = (
+        f"import pyr, rasterio.env as e; pyr.read({str(path)!r});"
+        "import ctypes; from pyr.io._handles import _libgdal;"
+        "lib = _libgdal(); f = lib.GDALGetCacheMax64; f.restype = ctypes.c_int64; print(f())"
+    )
+    env_without = {k: v for k, v in os.environ.items() if k != "GDAL_CACHEMAX"}
+    capped = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env_without, check=True)
+    assert int(capped.stdout.split()[-1]) == 64 * 2**20
+    chosen = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**env_without, "GDAL_CACHEMAX": "300"},
+        check=True,
+    )
+    assert int(chosen.stdout.split()[-1]) == 300 * 2**20

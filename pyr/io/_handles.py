@@ -31,10 +31,13 @@ from typing import Any
 
 import attrs
 import rasterio
+import rasterio.env
+import rasterio.errors
+from rasterio.env import set_gdal_config
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.session import DummySession, Session
 
-from pyr.errors import PyrError, ReadError
+from pyr.errors import InvalidArgument, PyrError, ReadError
 from pyr.io.env import GdalEnv, is_secret
 
 __all__ = ["SourceSpec", "close_all", "forget", "gdal_env", "open_dataset", "sanitize"]
@@ -113,7 +116,9 @@ def gdal_env(env: Mapping[str, str] | None) -> Iterator[None]:
         with _detached_errors():
             yield
         return
-    options = dict(env)
+    options: dict[str, Any] = dict(env)
+    if "GDAL_CACHEMAX" in options:
+        options["GDAL_CACHEMAX"] = cachemax_bytes(options["GDAL_CACHEMAX"])
     creds = {k: options.pop(k) for k in _CREDENTIAL_OPTIONS if k in options}
     secrets = tuple(v for k, v in env.items() if is_secret(k) and v)
     outer = getattr(_local, "secrets", ())
@@ -142,7 +147,52 @@ def _detached_errors() -> Iterator[None]:
         raise
 
 
-def _cache() -> OrderedDict[tuple[Any, ...], Any]:
+def cachemax_bytes(value: str | int) -> int:
+    """GDAL's ``GDAL_CACHEMAX`` as bytes: ``"64"`` is MB (below 100000), ``"5%"`` of RAM.
+
+    rasterio applies this option with ``GDALSetCacheMax``, which takes bytes.
+    """
+    text = str(value).strip()
+    try:
+        if text.endswith("%"):
+            ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+            return int(ram * float(text[:-1]) / 100)
+        number = int(float(text))
+    except ValueError:
+        raise InvalidArgument(f"GDAL_CACHEMAX={value!r}: expected MB, bytes or a percentage.") from None
+    return number * 2**20 if number < 100_000 else number
+
+
+#: GDAL's block cache in processes where pyr reads, unless GDAL_CACHEMAX is set.
+DEFAULT_CACHEMAX = 64 * 2**20
+_capped_pid: int | None = None
+
+
+def _cap_block_cache(env: Mapping[str, str] | None) -> None:
+    """Cap GDAL's block cache once per process, unless the user set GDAL_CACHEMAX.
+
+    pyr reads each block once (chunks are whole multiples of the blocks), so
+    GDAL's default cache (5% of RAM per process) only holds memory: about
+    1.2 GB of a 10-date median's peak on a 24 GB machine.
+    """
+    global _capped_pid
+    if _capped_pid == os.getpid():
+        return
+    _capped_pid = os.getpid()
+    if (env and "GDAL_CACHEMAX" in env) or "GDAL_CACHEMAX" in os.environ or "GDAL_CACHEMAX" in _rasterio_env():
+        return
+    set_gdal_config("GDAL_CACHEMAX", DEFAULT_CACHEMAX)
+
+
+def _rasterio_env() -> dict[str, Any]:
+    """Options of the user's active ``rasterio.Env`` (empty when none is active)."""
+    try:
+        return dict(rasterio.env.getenv())
+    except rasterio.errors.EnvError:
+        return {}
+
+
+def _cache() -> OrderedDict[tuple[Any, ...], tuple[Any, tuple[int, int, int] | None]]:
     cache = getattr(_local, "handles", None)
     if cache is None or getattr(_local, "pid", None) != os.getpid():
         cache = OrderedDict()
@@ -159,10 +209,16 @@ def open_dataset(spec: SourceSpec) -> Any:
     """
     cache = _cache()
     key = spec.key()
-    ds = cache.get(key)
-    if ds is not None and not ds.closed:
-        cache.move_to_end(key)
-        return ds
+    stamp = _file_stamp(spec.path)
+    entry = cache.get(key)
+    if entry is not None:
+        ds, opened_stamp = entry
+        if not ds.closed and opened_stamp == stamp:
+            cache.move_to_end(key)
+            return ds
+        del cache[key]  # the file was replaced since it was opened: reopen
+        ds.close()
+    _cap_block_cache(spec.env)
     _claim(spec)
     kwargs = {} if spec.overview is None else {"overview_level": spec.overview}
     try:
@@ -172,18 +228,29 @@ def open_dataset(spec: SourceSpec) -> Any:
     except (RasterioError, OSError) as err:
         clear_network_cache(spec.path)
         raise ReadError(f"Cannot open {spec.name!r}: {_reason(err, spec)}") from None
-    cache[key] = ds
+    cache[key] = (ds, stamp)
     while len(cache) > MAX_HANDLES_PER_THREAD:
-        _, old = cache.popitem(last=False)
+        _, (old, _) = cache.popitem(last=False)
         old.close()
     return ds
 
 
+def _file_stamp(path: str) -> tuple[int, int, int] | None:
+    """Identity of a local file's content (inode, size, mtime); ``None`` for GDAL virtual paths."""
+    if path.startswith("/vsi"):
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def forget(spec: SourceSpec) -> None:
     """Close and drop this thread's handle for ``spec``, and GDAL's cache of it (after a failed read)."""
-    ds = _cache().pop(spec.key(), None)
-    if ds is not None:
-        ds.close()
+    entry = _cache().pop(spec.key(), None)
+    if entry is not None:
+        entry[0].close()
     clear_network_cache(spec.path)
 
 
@@ -191,7 +258,7 @@ def close_all() -> None:
     """Close this thread's handles."""
     cache = _cache()
     while cache:
-        cache.popitem()[1].close()
+        cache.popitem()[1][0].close()
 
 
 # --- GDAL's network cache -----------------------------------------------------------

@@ -25,6 +25,7 @@ from pyr._curry import curried
 from pyr.cube import Cube, parse_times
 from pyr.errors import GridMismatch, InvalidArgument, ReadError
 from pyr.io._handles import SourceSpec
+from pyr.io.sources import display_name
 from pyr.io.tiff import Header, read_header, read_window, source_spec
 from pyr.ops.reduce import max_cells
 from pyr.types import parse_band_indices, parse_chunks2d
@@ -111,7 +112,7 @@ def _times(times: Any, items: list[Any]) -> np.ndarray | None:
             try:
                 values.append(times(s))
             except Exception as err:
-                raise InvalidArgument(f"times({s!r}) failed: {err}") from err
+                raise InvalidArgument(f"times({display_name(s)!r}) failed: {err}") from err
         return parse_times(values, len(items))
     return parse_times(times, len(items))
 

@@ -125,15 +125,17 @@ def read_window(
             return data
         except (RasterioError, OSError) as err:
             _handles.forget(spec)
-            raise ReadError(f"Cannot read {spec.name!r} (rows {r0}:{r1}, cols {c0}:{c1}): {_reason(err)}") from None
+            raise ReadError(
+                f"Cannot read {spec.name!r} (rows {r0}:{r1}, cols {c0}:{c1}): {_reason(err, spec)}"
+            ) from None
 
 
-def _reason(err: BaseException) -> str:
-    """GDAL's own reason: rasterio often puts it in the cause ("See previous exception")."""
+def _reason(err: BaseException, spec: SourceSpec) -> str:
+    """GDAL's own reason (rasterio often puts it in the cause), with secrets removed."""
     cause = err.__cause__ or err.__context__
     if cause is not None and "previous exception" in str(err):
-        return _handles._reason(cause)
-    return _handles._reason(err)
+        return _handles._reason(cause, spec)
+    return _handles._reason(err, spec)
 
 
 def auto_chunks(header: Header, nbands: int, dtype: np.dtype[Any]) -> tuple[int, int]:
