@@ -26,7 +26,7 @@ from pyr.cube import Cube, parse_times
 from pyr.errors import GridMismatch, InvalidArgument, ReadError
 from pyr.io._handles import SourceSpec
 from pyr.io.sources import display_name
-from pyr.io.tiff import Header, read_header, read_window, source_spec
+from pyr.io.tiff import Header, auto_chunks, read_header, read_window, source_spec, split
 from pyr.ops.reduce import max_cells
 from pyr.types import parse_band_indices, parse_chunks2d
 
@@ -70,28 +70,8 @@ def read_date_chunk(
 
 def _cube_chunks(header: Header, nbands: int, dtype: np.dtype[Any], ntimes: int) -> tuple[int, int]:
     """Tile-aligned spatial chunks: one chunk of every date fits a median's task budget."""
-    from dask.array.core import normalize_chunks
-
-    by, bx = header.block_shape
-    h, w = header.geobox.shape
     cells = max_cells("median", ntimes, nbands, dtype)
-    chunks = normalize_chunks(
-        (nbands, "auto", "auto"),
-        shape=(nbands, h, w),
-        limit=cells * nbands * dtype.itemsize,
-        dtype=dtype,
-        previous_chunks=(nbands, min(by, h), min(bx, w)),
-    )
-    cy, cx = chunks[1][0], chunks[2][0]
-    cy = max(by, (cy // by) * by) if cy < h else h
-    cx = max(bx, (cx // bx) * bx) if cx < w else w
-    return (cy, cx)
-
-
-def _split(n: int, size: int) -> tuple[int, ...]:
-    if n == 0:
-        return (0,)
-    return (size,) * (n // size) + ((n % size,) if n % size else ())
+    return auto_chunks(header, nbands, dtype, limit=cells * nbands * dtype.itemsize)
 
 
 def _specs(sources: Any, env: Mapping[str, Any] | None) -> tuple[list[Any], list[SourceSpec]]:
@@ -224,7 +204,7 @@ def _graph(
     from dask.highlevelgraph import HighLevelGraph
 
     height, width = header.geobox.shape
-    ychunks, xchunks = _split(height, size[0]), _split(width, size[1])
+    ychunks, xchunks = split(height, size[0]), split(width, size[1])
     name = "pyr-read-cube-" + tokenize(specs, header, indexes, ychunks, xchunks, fill)
     dsk: dict[Any, Any] = {}
     for t, spec in enumerate(specs):
@@ -290,9 +270,9 @@ def check_sources(
     height, width = header.geobox.shape
     windows = []
     r0 = 0
-    for cy in _split(height, size[0]):
+    for cy in split(height, size[0]):
         c0 = 0
-        for cx in _split(width, size[1]):
+        for cx in split(width, size[1]):
             windows.append((r0, r0 + cy, c0, c0 + cx))
             c0 += cx
         r0 += cy

@@ -138,15 +138,19 @@ def _reason(err: BaseException, spec: SourceSpec) -> str:
     return _handles._reason(err, spec)
 
 
-def auto_chunks(header: Header, nbands: int, dtype: np.dtype[Any]) -> tuple[int, int]:
-    """Spatial chunks that are whole multiples of the block shape, near dask's chunk size."""
+def auto_chunks(header: Header, nbands: int, dtype: np.dtype[Any], *, limit: int | None = None) -> tuple[int, int]:
+    """Spatial chunks that are whole multiples of the block shape, near ``limit`` bytes.
+
+    ``limit`` defaults to dask's ``array.chunk-size``.
+    """
     import dask
     from dask.array.core import normalize_chunks
     from dask.utils import parse_bytes
 
     by, bx = header.block_shape
     h, w = header.geobox.shape
-    limit = parse_bytes(dask.config.get("array.chunk-size"))
+    if limit is None:
+        limit = parse_bytes(dask.config.get("array.chunk-size"))
     chunks = normalize_chunks(
         (nbands, "auto", "auto"),
         shape=(nbands, h, w),
@@ -161,7 +165,8 @@ def auto_chunks(header: Header, nbands: int, dtype: np.dtype[Any]) -> tuple[int,
     return (cy, cx)
 
 
-def _split(n: int, size: int) -> tuple[int, ...]:
+def split(n: int, size: int) -> tuple[int, ...]:
+    """Chunk sizes covering ``n`` cells in steps of ``size`` (ragged last chunk)."""
     if n == 0:
         return (0,)
     return (size,) * (n // size) + ((n % size,) if n % size else ())
@@ -184,7 +189,7 @@ def lazy_array(
     from dask.highlevelgraph import HighLevelGraph
 
     reader = read_window if reader is None else reader
-    ychunks, xchunks = _split(shape[0], chunks[0]), _split(shape[1], chunks[1])
+    ychunks, xchunks = split(shape[0], chunks[0]), split(shape[1], chunks[1])
     name = "pyr-read-" + tokenize(spec, expect, indexes, ychunks, xchunks, token_extra)
     dsk: dict[Any, Any] = {}
     r0 = 0

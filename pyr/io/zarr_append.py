@@ -21,8 +21,6 @@ are cut off first).
 from __future__ import annotations
 
 import math
-import os
-import threading
 import warnings
 from typing import Any
 
@@ -33,7 +31,7 @@ from pyr.cube import Cube
 from pyr.errors import GridMismatch, IncompleteStore, InvalidArgument, ReadError
 from pyr.io import cf
 from pyr.io._zarr_layout import DEFAULT_NAME
-from pyr.io._zarr_target import Target
+from pyr.io._zarr_target import Target, cached_array
 from pyr.io._zarr_target import flatten_keys as _flatten
 from pyr.io.sources import display_name
 from pyr.io.zarrio import _nodata
@@ -41,8 +39,6 @@ from pyr.raster import is_dask
 from pyr.types import parse_nodata
 
 __all__ = ["AppendPlan", "append_graph"]
-
-_local = threading.local()
 
 
 @attrs.frozen
@@ -178,25 +174,9 @@ def begin_append(target: Target, plan: AppendPlan) -> str:
     return str(tokenize(target, plan))
 
 
-def _array(target: Target, name: str, token: str) -> Any:
-    cache = getattr(_local, "arrays", None)
-    if cache is None or getattr(_local, "pid", None) != os.getpid():
-        cache = _local.arrays = {}
-        _local.pid = os.getpid()
-    key = (target, name, token)
-    arr = cache.get(key)
-    if arr is None:
-        import zarr
-
-        arr = cache[key] = zarr.open_array(target.zarr_store(), path=name, mode="r+")
-        while len(cache) > 16:
-            cache.pop(next(iter(cache)))
-    return arr
-
-
 def write_block(target: Target, name: str, region: tuple[slice, ...], block: np.ndarray, token: str) -> None:
     """Write one block (whole Zarr chunks of the new dates) into the data array."""
-    _array(target, name, token)[region] = block
+    cached_array(target, name, token)[region] = block
 
 
 def finish_append(target: Target, plan: AppendPlan, _after: Any = None) -> None:
