@@ -142,7 +142,34 @@ class _Reducer:
             return self._extreme(blocks)
         return self._moments(blocks)
 
-    def _moments(self, blocks: Sequence[np.ndarray]) -> np.ndarray:
+    def _integer_sum(self, blocks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Exact ``(count, sum)`` of valid cells of integer dates, without masked adds.
+
+        Nodata cells are summed too and their total (``nodata`` times the
+        number of nodata dates) is subtracted at the end: an unmasked integer
+        add is ~3x faster than a masked float one, and exact.
+        """
+        shape = blocks[0].shape[1:]
+        dtype = blocks[0].dtype
+        ntimes = sum(b.shape[0] for b in blocks)
+        narrow = dtype.itemsize <= 2 and ntimes < 2**15
+        acc = np.zeros(
+            shape, ("int32" if narrow else "int64") if dtype.kind == "i" else ("uint32" if narrow else "uint64")
+        )
+        n = np.zeros(shape, COUNT_DTYPE)
+        for date in _dates(blocks):
+            np.add(acc, date, out=acc)
+            if self.nodata is not None:
+                n += date != self.nodata
+        total = acc.astype("float64")  # exact: sums stay far below 2**53
+        if self.nodata is None:
+            n[...] = ntimes
+        elif self.nodata != 0:
+            total -= float(self.nodata) * (ntimes - n)
+        return n, total
+
+    def _float_sum(self, blocks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """``(count, sum)`` of valid cells, masked adds in float64."""
         shape = blocks[0].shape[1:]
         n = np.zeros(shape, COUNT_DTYPE)
         total = np.zeros(shape, "float64")
@@ -154,6 +181,12 @@ class _Reducer:
             else:
                 n += ok
                 np.add(total, date, out=total, where=ok)
+        return n, total
+
+    def _moments(self, blocks: Sequence[np.ndarray]) -> np.ndarray:
+        shape = blocks[0].shape[1:]
+        exact_ints = blocks[0].dtype.kind in "iu" and blocks[0].dtype.itemsize <= 4
+        n, total = self._integer_sum(blocks) if exact_ints else self._float_sum(blocks)
         if self.how == "count":
             return n
         empty = n == 0
@@ -162,7 +195,7 @@ class _Reducer:
             out[empty] = np.nan
             return out
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = total / n
+            mean: np.ndarray = total / n
         if self.how == "mean":
             return mean.astype(self.out_dtype)
         squares = np.zeros(shape, "float64")  # std: a second pass, as numpy (no cancellation)
@@ -173,8 +206,9 @@ class _Reducer:
             np.multiply(dev, dev, out=dev)
             np.add(squares, dev, out=squares, where=ok if ok is not None else True)
         with np.errstate(invalid="ignore", divide="ignore"):
-            var = squares / n
-        return np.sqrt(var).astype(self.out_dtype)
+            var: np.ndarray = squares / n
+        std: np.ndarray = np.sqrt(var).astype(self.out_dtype)
+        return std
 
     def _extreme(self, blocks: Sequence[np.ndarray]) -> np.ndarray:
         shape = blocks[0].shape[1:]
