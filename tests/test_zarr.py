@@ -470,3 +470,19 @@ def test_failed_mode_w_keeps_the_old_store(tmp_path, monkeypatch, scheduler):
     for path in leftovers:  # an abandoned staging store never looks complete
         with pytest.raises(IncompleteStore):
             pyr.read_zarr(path)
+
+
+def test_write_graph_is_one_task_per_chunk_that_reads_computes_and_writes(tmp_path):
+    # No pixel data crosses processes or workers: every chunk's read, kernel and
+    # write run in one task (pyr._fuse); only init and finalize are separate.
+    from _tiffs import write_tif
+
+    gb = GeoBox.from_bounds((0, 0, 640, 320), 10, "EPSG:32631")
+    src = write_tif(tmp_path / "src.tif", np.arange(64 * 32, dtype="uint16").reshape(1, 32, 64), geobox=gb, nodata=0)
+    lazy = pyr.rescale(pyr.read(src, chunks=16), scale=1e-4)
+    delayed = pyr.write_zarr(lazy, tmp_path / "out.zarr", compute=False)
+    nchunks = lazy.data.npartitions
+    assert nchunks == 8
+    assert len(dict(delayed.__dask_graph__())) == nchunks + 2
+    delayed.compute(scheduler="processes")
+    assert_raster_equal(pyr.read_zarr(tmp_path / "out.zarr"), pyr.rescale(pyr.read(src), scale=1e-4))

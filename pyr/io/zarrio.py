@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from pyr._curry import curried
+from pyr._fuse import fuse_exclusive_ancestors
 from pyr.cube import Cube
 from pyr.errors import IncompleteStore, InvalidArgument, ReadError, StoreExists
 from pyr.io import cf
@@ -165,7 +166,9 @@ def _write_graph(obj: Raster | Cube, target: Target, layout: Layout, mode: str) 
         write_keys.append(wkey)
     dsk[final_key] = (finalize_store, target, layout, write_keys, publish_to)
     graph = HighLevelGraph.from_collections(final_key, dsk, dependencies=[data])
-    return Delayed(final_key, graph)
+    # One task per output chunk reads, computes and writes it: no pixel data
+    # moves between processes or workers (see pyr._fuse).
+    return Delayed(final_key, fuse_exclusive_ancestors(dict(graph), write_keys))
 
 
 # --- read_zarr ------------------------------------------------------------------
