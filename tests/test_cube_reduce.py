@@ -234,3 +234,19 @@ def test_median_of_many_dates_sorts_a_stack(ntimes):
     result = reduce_time(cube, "median")
     assert_raster_equal(result, reduce_time(pyr.compute(cube), "median"))
     check_against_numpy(result, cube, "median")
+
+
+def test_split_chunks_stay_regular_so_the_result_can_be_written(tmp_path):
+    # A chunk too large for one reduction task is split; the pieces must keep the
+    # chunks regular (all equal but the last) or write_zarr would refuse them.
+    gb = GeoBox.from_bounds((0, 0, 1000, 1000), 10, "EPSG:32631")
+    values = np.random.default_rng(1).integers(0, 50, (6, 1, 100, 100)).astype("uint16")
+    cube = Cube(da.from_array(values, chunks=(1, 1, 32, 32)), gb, nodata=0)
+    with dask.config.set({"array.chunk-size": "30KiB"}):
+        out = pyr.reduce_time(cube, "median")
+    for sizes in out.data.chunks[1:]:
+        assert len(set(sizes[:-1])) <= 1
+        assert sizes[-1] <= sizes[0]
+    assert out.data.chunks[1] != (32, 32, 32, 4)  # it did split
+    pyr.write_zarr(out, tmp_path / "m.zarr")
+    assert_raster_equal(pyr.read_zarr(tmp_path / "m.zarr"), pyr.reduce_time(Cube(values, gb, nodata=0), "median"))

@@ -67,7 +67,7 @@ def max_cells(how: str, ntimes: int, nbands: int, dtype: Any) -> int:
     """
     dt: np.dtype[Any] = np.dtype(dtype)
     per_cell: int = max(ntimes, 1) * nbands * dt.itemsize + 32 * nbands
-    if how in _STACKED:
+    if how in _STACKED:  # the float layers (their sorted stack is transient)
         per_cell += max(ntimes, 1) * nbands * _work_dtype(dt).itemsize
     return max(1, _budget() // int(per_cell))
 
@@ -281,11 +281,13 @@ class _Reducer:
         lo_idx, hi_idx = np.maximum((n - 1) // 2, 0), np.maximum(n // 2, 0)
         if stacked is None:
             _sort_network(layers)
-            lo, hi = np.choose(lo_idx, layers), np.choose(hi_idx, layers)
+            # take_along_axis on a stack is ~2x faster than np.choose over the list.
+            stacked = np.stack(layers)
+            del layers
         else:
             stacked.sort(axis=0)
-            lo = np.take_along_axis(stacked, lo_idx[None], axis=0)[0]
-            hi = np.take_along_axis(stacked, hi_idx[None], axis=0)[0]
+        lo = np.take_along_axis(stacked, lo_idx[None].astype(np.intp), axis=0)[0]
+        hi = np.take_along_axis(stacked, hi_idx[None].astype(np.intp), axis=0)[0]
         with np.errstate(invalid="ignore"):  # -inf + inf, as numpy's median
             out: np.ndarray = ((lo.astype("float64") + hi) * 0.5).astype(self.out_dtype)
         out[n == 0] = np.nan
@@ -301,12 +303,22 @@ class _Reducer:
 
 
 def _split_sizes(sizes: Sequence[int], limit: int) -> tuple[int, ...]:
-    """Split every chunk size above ``limit`` into near-equal parts (never across chunks)."""
+    """Split chunk sizes above ``limit`` into pieces of one step (never across chunks).
+
+    The step divides the largest chunk exactly, so regular chunks (all equal
+    but a smaller last one) stay regular, as Zarr needs: 1024 with a limit of
+    1000 becomes 512 + 512, and a last chunk of 740 becomes 512 + 228.
+    """
+    largest = max(sizes, default=0)
+    if largest <= limit:
+        return tuple(sizes)
+    parts = math.ceil(largest / max(limit, 1))
+    while largest % parts:
+        parts += 1
+    step = largest // parts
     out: list[int] = []
     for size in sizes:
-        parts = max(1, math.ceil(size / limit))
-        base, extra = divmod(size, parts)
-        out.extend([base + 1] * extra + [base] * (parts - extra))
+        out.extend([step] * (size // step) + ([size % step] if size % step else []))
     return tuple(out)
 
 
