@@ -1,0 +1,88 @@
+"""The pipelines written with pyr's public API, as a user would write them.
+
+``pyr`` uses the defaults a user gets (``chunks="auto"``); ``pyr-1024``
+passes ``chunks=1024`` (one COG tile per chunk, as the bounds use), ``pyr-2048``
+``chunks=2048``. ``pyr-1024+direct`` etc. apply an experiment from
+:mod:`benchmarks.pipelines_pyr_experiments` first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.pipelines_common import SCALE, Job, Steps, dask_checksum
+
+
+class Skip(Exception):
+    """This implementation cannot run here (the reason is its message)."""
+
+
+def _chunks(job: Job) -> Any:
+    """``pyr`` -> ``"auto"``; ``pyr-2048`` -> 2048 (experiments after ``+`` are ignored here)."""
+    base = job.impl.split("+")[0]
+    return int(base.split("-")[1]) if "-" in base else "auto"
+
+
+def _compute(obj: Any) -> Any:
+    import dask
+
+    return dask.compute(obj)[0]
+
+
+def band1(job: Job) -> Steps:
+    import pyr
+
+    steps = Steps()
+    store = os.path.join(job.out, "band1.zarr")
+    with steps.step("open"):
+        raster = pyr.read(job.paths[0], chunks=_chunks(job))
+        out = pyr.rescale(raster, scale=SCALE, clip=(0, 1))
+        delayed = pyr.write_zarr(out, store, compute=False)
+    steps.extra["chunks"] = [int(c[0]) for c in raster.data.chunks[1:]]
+    with steps.step("compute_write"):
+        _compute(delayed)
+    with steps.step("read_back"):
+        steps.checksum = dask_checksum(pyr.read_zarr(store).data)
+    return steps
+
+
+def reduction(job: Job) -> Steps:
+    import pyr
+
+    steps = Steps()
+    store = os.path.join(job.out, f"{job.pipeline}.zarr")
+    with steps.step("open"):
+        try:
+            cube = pyr.read_cube(list(job.paths), chunks=_chunks(job))
+            out = pyr.reduce_time(cube, job.pipeline)
+        except NotImplementedError as err:
+            raise Skip(f"pyr: {err}") from None
+        delayed = pyr.write_zarr(out, store, compute=False)
+    steps.extra["chunks"] = [int(c[0]) for c in cube.data.chunks[2:]]
+    with steps.step("compute_write"):
+        _compute(delayed)
+    with steps.step("read_back"):
+        steps.checksum = dask_checksum(pyr.read_zarr(store).data)
+    return steps
+
+
+def http_read(job: Job) -> Steps:
+    import pyr
+
+    steps = Steps()
+    with steps.step("open"):
+        raster = pyr.read(job.extra["urls"][0], chunks=_chunks(job), env=job.extra.get("env"))
+    with steps.step("read"):
+        steps.checksum = dask_checksum(raster.data)
+    return steps
+
+
+IMPLS: dict[str, Callable[[Job], Steps]] = {
+    "band1": band1,
+    "mean": reduction,
+    "median": reduction,
+    "count": reduction,
+    "http": http_read,
+}
