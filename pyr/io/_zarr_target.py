@@ -15,6 +15,7 @@ import attrs
 import numpy as np
 
 from pyr.errors import InvalidArgument
+from pyr.io import _zarr_direct
 from pyr.io.sources import display_name
 
 __all__ = ["Target", "cached_array", "flatten_keys", "read_chunk"]
@@ -112,6 +113,10 @@ def read_chunk(target: Target, name: str, region: tuple[slice, ...], fingerprint
     the handle cache, so a handle opened before the array was resized or
     replaced (``mode="a"``/``"w"``) is never reused with stale metadata.
     """
+    if target.is_local:
+        block = _zarr_direct.read_region(target.url, name, region, fingerprint)
+        if block is not None:
+            return block
     import zarr
 
     cache = getattr(_local, "read_arrays", None)

@@ -35,7 +35,7 @@ from pyr._curry import curried
 from pyr._fuse import fuse_exclusive_ancestors
 from pyr.cube import Cube
 from pyr.errors import IncompleteStore, InvalidArgument, ReadError, StoreExists
-from pyr.io import cf
+from pyr.io import _zarr_direct, cf
 from pyr.io.sources import display_name
 from pyr.raster import Raster, is_dask
 
@@ -68,6 +68,8 @@ def write_chunk(
     target: Target, name: str, region: tuple[slice, ...], block: np.ndarray, _after: Any = None, fingerprint: str = ""
 ) -> None:
     """Write one block (a whole Zarr chunk) into the data array."""
+    if target.is_local and _zarr_direct.write_region(target.url, name, region, block, fingerprint):
+        return
     cached_array(target, name, fingerprint)[region] = block
 
 

@@ -1,0 +1,128 @@
+"""Whole-chunk I/O for local Zarr v2 arrays, in the calling thread.
+
+zarr-python 3 runs every ``array[region] = block`` through its event loop
+and codec thread pool; for pyr's writes (each task writes exactly one whole
+chunk) that hand-off cost 0.6 s of a 2.3 s one-band pipeline at full size
+(docs/benchmarks.md). Here a task encodes its chunk with the array's own
+compressor and writes the chunk file itself (atomically: temporary file,
+then rename); reads decode the chunk file directly. The bytes are those
+zarr-python writes (tests/test_zarr_direct.py checks it), so every Zarr
+reader sees the same store. Anything else (v3, remote stores, filters,
+regions that are not one chunk, missing chunk files) goes through
+zarr-python.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from typing import Any
+
+import attrs
+import numpy as np
+
+__all__ = ["read_region", "write_region"]
+
+_local = threading.local()
+
+
+@attrs.frozen
+class ChunkFiles:
+    """How one local v2 array stores its chunks."""
+
+    root: str
+    chunks: tuple[int, ...]
+    dtype: np.dtype[Any]
+    fill: Any
+    compressor: Any
+    separator: str
+
+    def path(self, region: tuple[slice, ...], shape: tuple[int, ...]) -> str | None:
+        """The chunk file holding exactly ``region`` (``None`` if it is not one chunk)."""
+        index = []
+        for s, c, n in zip(region, self.chunks, shape, strict=True):
+            if s.start % c or s.stop - s.start != min(c, n - s.start):
+                return None
+            index.append(str(s.start // c))
+        return os.path.join(self.root, self.separator.join(index))
+
+
+def _chunk_files(url: str, name: str, fingerprint: str) -> tuple[ChunkFiles, tuple[int, ...]] | None:
+    cache = getattr(_local, "files", None)
+    if cache is None or getattr(_local, "pid", None) != os.getpid():
+        cache = _local.files = {}
+        _local.pid = os.getpid()
+    key = (url, name, fingerprint)
+    if key not in cache:
+        cache[key] = _load(os.path.join(url, name))
+        while len(cache) > 32:
+            cache.pop(next(iter(cache)))
+    return cache[key]  # type: ignore[no-any-return]
+
+
+def _load(root: str) -> tuple[ChunkFiles, tuple[int, ...]] | None:
+    try:
+        with open(os.path.join(root, ".zarray")) as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return None  # not a local v2 array
+    if meta.get("filters") or meta.get("order", "C") != "C" or not meta.get("compressor"):
+        return None
+    import numcodecs
+
+    dtype = np.dtype(meta["dtype"])
+    fill = meta.get("fill_value")
+    if isinstance(fill, str):  # "NaN", "Infinity", "-Infinity"
+        fill = float(fill.replace("Infinity", "inf"))
+    files = ChunkFiles(
+        root=root,
+        chunks=tuple(meta["chunks"]),
+        dtype=dtype,
+        fill=0 if fill is None else fill,
+        compressor=numcodecs.get_codec(meta["compressor"]),
+        separator=meta.get("dimension_separator", "."),
+    )
+    return files, tuple(meta["shape"])
+
+
+def write_region(url: str, name: str, region: tuple[slice, ...], block: np.ndarray, fingerprint: str) -> bool:
+    """Write ``block`` as one whole chunk; ``False`` when this path does not apply."""
+    found = _chunk_files(url, name, fingerprint)
+    if found is None:
+        return False
+    files, shape = found
+    path = files.path(region, shape)
+    if path is None:
+        return False
+    data = np.asarray(block, dtype=files.dtype)
+    if data.shape != files.chunks:  # an edge chunk: v2 stores it padded with the fill value
+        full = np.full(files.chunks, files.fill, dtype=files.dtype)
+        full[tuple(slice(0, n) for n in data.shape)] = data
+        data = full
+    encoded = files.compressor.encode(np.ascontiguousarray(data))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{uuid.uuid4().hex}.partial"
+    with open(tmp, "wb") as f:
+        f.write(encoded)
+    os.replace(tmp, path)
+    return True
+
+
+def read_region(url: str, name: str, region: tuple[slice, ...], fingerprint: str) -> np.ndarray | None:
+    """Read one whole chunk; ``None`` when this path does not apply (or the chunk is missing)."""
+    found = _chunk_files(url, name, fingerprint)
+    if found is None:
+        return None
+    files, shape = found
+    path = files.path(region, shape)
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return None
+    full = np.frombuffer(files.compressor.decode(raw), dtype=files.dtype).reshape(files.chunks)
+    return full[tuple(slice(0, s.stop - s.start) for s in region)].copy()
