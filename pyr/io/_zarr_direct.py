@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import uuid
 from typing import Any
 
 import attrs
 import numpy as np
 
+from pyr._cache import ThreadCache
+
 __all__ = ["read_region", "write_region"]
 
-_local = threading.local()
+_FILES = ThreadCache(maxsize=32)
 
 
 @attrs.frozen
@@ -50,16 +51,10 @@ class ChunkFiles:
 
 
 def _chunk_files(url: str, name: str, fingerprint: str) -> tuple[ChunkFiles, tuple[int, ...]] | None:
-    cache = getattr(_local, "files", None)
-    if cache is None or getattr(_local, "pid", None) != os.getpid():
-        cache = _local.files = {}
-        _local.pid = os.getpid()
-    key = (url, name, fingerprint)
-    if key not in cache:
-        cache[key] = _load(os.path.join(url, name))
-        while len(cache) > 32:
-            cache.pop(next(iter(cache)))
-    return cache[key]  # type: ignore[no-any-return]
+    found: tuple[ChunkFiles, tuple[int, ...]] | None = _FILES.get(
+        (url, name, fingerprint), lambda: _load(os.path.join(url, name))
+    )
+    return found
 
 
 def _load(root: str) -> tuple[ChunkFiles, tuple[int, ...]] | None:

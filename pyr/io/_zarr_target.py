@@ -7,20 +7,21 @@ store; each process and thread opens the arrays it writes or reads once.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 import numpy as np
 
+from pyr._cache import ThreadCache
 from pyr.errors import InvalidArgument
 from pyr.io import _zarr_direct
 from pyr.io.sources import display_name
 
 __all__ = ["Target", "cached_array", "flatten_keys", "read_chunk"]
 
-_local = threading.local()
+_WRITE_ARRAYS = ThreadCache(maxsize=32)
+_READ_ARRAYS = ThreadCache(maxsize=32)
 
 
 @attrs.frozen(repr=False)
@@ -91,19 +92,11 @@ def cached_array(target: Target, name: str, fingerprint: str) -> Any:
     ``fingerprint`` (the write graph's name) keys the cache, so a handle opened
     for an earlier write is never reused after ``mode="w"`` replaced the array.
     """
-    cache = getattr(_local, "arrays", None)
-    if cache is None or getattr(_local, "pid", None) != os.getpid():
-        cache = _local.arrays = {}
-        _local.pid = os.getpid()
-    key = (target, name, fingerprint)
-    arr = cache.get(key)
-    if arr is None:
-        import zarr
+    import zarr
 
-        arr = cache[key] = zarr.open_array(target.zarr_store(), path=name, mode="r+")
-        while len(cache) > 32:
-            cache.pop(next(iter(cache)))
-    return arr
+    return _WRITE_ARRAYS.get(
+        (target, name, fingerprint), lambda: zarr.open_array(target.zarr_store(), path=name, mode="r+")
+    )
 
 
 def read_chunk(target: Target, name: str, region: tuple[slice, ...], fingerprint: str = "") -> np.ndarray:
@@ -119,16 +112,10 @@ def read_chunk(target: Target, name: str, region: tuple[slice, ...], fingerprint
             return block
     import zarr
 
-    cache = getattr(_local, "read_arrays", None)
-    if cache is None or getattr(_local, "read_pid", None) != os.getpid():
-        cache = _local.read_arrays = {}
-        _local.read_pid = os.getpid()
-    key = (target, name, fingerprint)
-    arr = cache.get(key)
-    if arr is None:
-        arr = cache[key] = zarr.open_array(target.zarr_store(read_only=True), path=name, mode="r")
-        while len(cache) > 32:
-            cache.pop(next(iter(cache)))
+    arr = _READ_ARRAYS.get(
+        (target, name, fingerprint),
+        lambda: zarr.open_array(target.zarr_store(read_only=True), path=name, mode="r"),
+    )
     return np.asarray(arr[region])
 
 
