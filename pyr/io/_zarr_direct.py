@@ -50,11 +50,16 @@ class ChunkFiles:
         return os.path.join(self.root, self.separator.join(index))
 
 
-def _chunk_files(url: str, name: str, fingerprint: str) -> tuple[ChunkFiles, tuple[int, ...]] | None:
+def _locate(url: str, name: str, region: tuple[slice, ...], fingerprint: str) -> tuple[ChunkFiles, str] | None:
+    """The array's chunk layout and the file of ``region``, when it is one chunk of a local v2 array."""
     found: tuple[ChunkFiles, tuple[int, ...]] | None = _FILES.get(
         (url, name, fingerprint), lambda: _load(os.path.join(url, name))
     )
-    return found
+    if found is None:
+        return None
+    files, shape = found
+    path = files.path(region, shape)
+    return None if path is None else (files, path)
 
 
 def _load(root: str) -> tuple[ChunkFiles, tuple[int, ...]] | None:
@@ -84,13 +89,10 @@ def _load(root: str) -> tuple[ChunkFiles, tuple[int, ...]] | None:
 
 def write_region(url: str, name: str, region: tuple[slice, ...], block: np.ndarray, fingerprint: str) -> bool:
     """Write ``block`` as one whole chunk; ``False`` when this path does not apply."""
-    found = _chunk_files(url, name, fingerprint)
-    if found is None:
+    located = _locate(url, name, region, fingerprint)
+    if located is None:
         return False
-    files, shape = found
-    path = files.path(region, shape)
-    if path is None:
-        return False
+    files, path = located
     data = np.asarray(block, dtype=files.dtype)
     if data.shape != files.chunks:  # an edge chunk: v2 stores it padded with the fill value
         full = np.full(files.chunks, files.fill, dtype=files.dtype)
@@ -107,13 +109,10 @@ def write_region(url: str, name: str, region: tuple[slice, ...], block: np.ndarr
 
 def read_region(url: str, name: str, region: tuple[slice, ...], fingerprint: str) -> np.ndarray | None:
     """Read one whole chunk; ``None`` when this path does not apply (or the chunk is missing)."""
-    found = _chunk_files(url, name, fingerprint)
-    if found is None:
+    located = _locate(url, name, region, fingerprint)
+    if located is None:
         return None
-    files, shape = found
-    path = files.path(region, shape)
-    if path is None:
-        return None
+    files, path = located
     try:
         with open(path, "rb") as f:
             raw = f.read()
