@@ -11,7 +11,7 @@ hand-written bounds, rioxarray and pyramids compute exactly what pyr does:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,6 +102,20 @@ class Steps:
             yield
         finally:
             self.times[name] = round(self.times.get(name, 0.0) + time.perf_counter() - t0, 4)
+
+    def write_and_read_back(self, delayed: Any, read_back: Callable[[], float]) -> Steps:
+        """The last two steps of every dask pipeline, timed alike for every implementation.
+
+        ``compute_write`` computes the write graph with dask's current scheduler;
+        ``read_back`` checksums the store with ``read_back()``.
+        """
+        import dask
+
+        with self.step("compute_write"):
+            dask.compute(delayed)
+        with self.step("read_back"):
+            self.checksum = read_back()
+        return self
 
 
 @dataclass(frozen=True)

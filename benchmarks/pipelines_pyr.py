@@ -25,12 +25,6 @@ def _chunks(job: Job) -> Any:
     return int(base.split("-")[1]) if "-" in base else "auto"
 
 
-def _compute(obj: Any) -> Any:
-    import dask
-
-    return dask.compute(obj)[0]
-
-
 def band1(job: Job) -> Steps:
     import pyr
 
@@ -41,11 +35,7 @@ def band1(job: Job) -> Steps:
         out = pyr.rescale(raster, scale=SCALE, clip=(0, 1))
         delayed = pyr.write_zarr(out, store, compute=False)
     steps.extra["chunks"] = [int(c[0]) for c in raster.data.chunks[1:]]
-    with steps.step("compute_write"):
-        _compute(delayed)
-    with steps.step("read_back"):
-        steps.checksum = dask_checksum(pyr.read_zarr(store).data)
-    return steps
+    return steps.write_and_read_back(delayed, lambda: dask_checksum(pyr.read_zarr(store).data))
 
 
 def reduction(job: Job) -> Steps:
@@ -61,11 +51,7 @@ def reduction(job: Job) -> Steps:
             raise Skip(f"pyr: {err}") from None
         delayed = pyr.write_zarr(out, store, compute=False)
     steps.extra["chunks"] = [int(c[0]) for c in cube.data.chunks[2:]]
-    with steps.step("compute_write"):
-        _compute(delayed)
-    with steps.step("read_back"):
-        steps.checksum = dask_checksum(pyr.read_zarr(store).data)
-    return steps
+    return steps.write_and_read_back(delayed, lambda: dask_checksum(pyr.read_zarr(store).data))
 
 
 def http_read(job: Job) -> Steps:

@@ -42,7 +42,6 @@ def _read_back(store: str) -> float:
 
 
 def band1(job: Job) -> Steps:
-    import dask
     from pyramids.dataset import Dataset
 
     steps = Steps()
@@ -54,15 +53,10 @@ def band1(job: Job) -> Steps:
         arr = ds.read_array(band=0, chunks=(CHUNK, CHUNK))
         out = arr.map_blocks(rescale_kernel, nodata, dtype="float32")[None]
         delayed = _write(out, store)
-    with steps.step("compute_write"):
-        dask.compute(delayed)
-    with steps.step("read_back"):
-        steps.checksum = _read_back(store)
-    return steps
+    return steps.write_and_read_back(delayed, lambda: _read_back(store))
 
 
 def reduction(job: Job) -> Steps:
-    import dask
     from pyramids.dataset import DatasetCollection
 
     how = job.pipeline
@@ -78,11 +72,7 @@ def reduction(job: Job) -> Steps:
             None
         ]
         delayed = _write(out, store)
-    with steps.step("compute_write"):
-        dask.compute(delayed)
-    with steps.step("read_back"):
-        steps.checksum = _read_back(store)
-    return steps
+    return steps.write_and_read_back(delayed, lambda: _read_back(store))
 
 
 IMPLS: dict[str, Callable[[Job], Steps]] = {

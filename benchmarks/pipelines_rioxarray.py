@@ -49,7 +49,6 @@ def _read_back(store: str) -> float:
 
 
 def band1(job: Job) -> Steps:
-    import dask
 
     steps = Steps()
     store = os.path.join(job.out, "band1.zarr")
@@ -60,15 +59,10 @@ def band1(job: Job) -> Steps:
         if nodata is not None:
             out = out.where(a != nodata)
         delayed = _write(out, store)
-    with steps.step("compute_write"):
-        dask.compute(delayed)
-    with steps.step("read_back"):
-        steps.checksum = _read_back(store)
-    return steps
+    return steps.write_and_read_back(delayed, lambda: _read_back(store))
 
 
 def reduction(job: Job) -> Steps:
-    import dask
     import pandas as pd
     import xarray as xr
 
@@ -91,11 +85,7 @@ def reduction(job: Job) -> Steps:
             out = out.astype("float32")
         out = out.rio.write_crs(arrays[0].rio.crs)
         delayed = _write(out, store)
-    with steps.step("compute_write"):
-        dask.compute(delayed)
-    with steps.step("read_back"):
-        steps.checksum = _read_back(store)
-    return steps
+    return steps.write_and_read_back(delayed, lambda: _read_back(store))
 
 
 def http_read(job: Job) -> Steps:
