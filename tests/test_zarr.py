@@ -264,18 +264,23 @@ def test_complete_flag_is_set_after_the_last_chunk(tmp_path):
     assert zarr.open_group(store, mode="r").attrs["pyr"]["complete"] is True
 
 
-@pytest.mark.parametrize("scheduler", ["sync", "threads"])
-def test_failed_chunk_write_leaves_an_incomplete_store(tmp_path, monkeypatch, scheduler):
+def fail_chunk_write_at(monkeypatch, *, row, col):
+    """Make the write task of the chunk starting at (row, col) fail (``monkeypatch.undo()`` restores it)."""
     from pyr.io import zarrio
 
     real_write = zarrio.write_chunk
 
     def write_or_fail(target, name, region, *args):
-        if region[-2].start == 5 and region[-1].start == 5:
+        if region[-2].start == row and region[-1].start == col:
             raise OSError("disk full (on purpose)")
         real_write(target, name, region, *args)
 
     monkeypatch.setattr(zarrio, "write_chunk", write_or_fail)
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads"])
+def test_failed_chunk_write_leaves_an_incomplete_store(tmp_path, monkeypatch, scheduler):
+    fail_chunk_write_at(monkeypatch, row=5, col=5)
     gb = GeoBox.from_bounds((0, 0, 100, 100), 10, "EPSG:32631")
     values = np.arange(100, dtype="int32").reshape(1, 10, 10)
     r = Raster(da.from_array(values, chunks=(1, 5, 5)), gb)
@@ -289,7 +294,7 @@ def test_failed_chunk_write_leaves_an_incomplete_store(tmp_path, monkeypatch, sc
     with pytest.raises(IncompleteStore):
         pyr.read_zarr(store, chunks=None)
     # Writing again with mode="w" repairs it.
-    monkeypatch.setattr(zarrio, "write_chunk", real_write)
+    monkeypatch.undo()
     pyr.write_zarr(r, store, mode="w")
     assert_raster_equal(pyr.read_zarr(store), r)
 
@@ -447,20 +452,11 @@ def test_read_zarr_reads_an_xarray_rioxarray_store(tmp_path, with_band):
 def test_failed_mode_w_keeps_the_old_store(tmp_path, monkeypatch, scheduler):
     # SPEC: no failure deletes data that existed before the call. A local mode="w"
     # write goes to a staging directory that replaces the store only once complete.
-    from pyr.io import zarrio
-
     store = tmp_path / "keep.zarr"
     old = int_raster()
     pyr.write_zarr(old, store)
     before = snapshot(store)
-    real_write = zarrio.write_chunk
-
-    def write_or_fail(target, name, region, *args):
-        if region[-1].start == 0 and region[-2].start == 0:
-            raise OSError("disk full (on purpose)")
-        real_write(target, name, region, *args)
-
-    monkeypatch.setattr(zarrio, "write_chunk", write_or_fail)
+    fail_chunk_write_at(monkeypatch, row=0, col=0)
     new = int_raster(GEO, count=1, nodata=None, lazy=True)
     with pytest.raises(OSError, match="on purpose"), dask.config.set(scheduler=scheduler):
         pyr.write_zarr(new, store, mode="w")
