@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
 from typing import Any
 
@@ -108,15 +109,41 @@ def write_region(url: str, name: str, region: tuple[slice, ...], block: np.ndarr
 
 
 def read_region(url: str, name: str, region: tuple[slice, ...], fingerprint: str) -> np.ndarray | None:
-    """Read one whole chunk; ``None`` when this path does not apply (or the chunk is missing)."""
+    """Read one whole chunk; ``None`` when this path does not apply (or the chunk is missing).
+
+    The chunk is decoded straight into the array that is returned, and the
+    compressed bytes go through a buffer this thread reuses: one fresh
+    allocation per chunk instead of three. Fresh pages are what a chunk read
+    costs most on a ``distributed`` worker, whose nanny sets
+    ``MALLOC_TRIM_THRESHOLD_`` and so turns every large allocation into an
+    ``mmap`` and page faults (docs/benchmarks.md).
+    """
     located = _locate(url, name, region, fingerprint)
     if located is None:
         return None
     files, path = located
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        with open(path, "rb", buffering=0) as f:
+            size = os.fstat(f.fileno()).st_size
+            raw = _read_buffer(size)
+            got = 0
+            while got < size and (n := f.readinto(raw[got:])):
+                got += n
     except FileNotFoundError:
         return None
-    full = np.frombuffer(files.compressor.decode(raw), dtype=files.dtype).reshape(files.chunks)
-    return full[tuple(slice(0, s.stop - s.start) for s in region)].copy()
+    full = np.empty(files.chunks, dtype=files.dtype)
+    files.compressor.decode(raw[:got], out=full)
+    if all(s.stop - s.start == c for s, c in zip(region, files.chunks, strict=True)):
+        return full
+    return full[tuple(slice(0, s.stop - s.start) for s in region)].copy()  # an edge chunk: drop the padding
+
+
+_BUFFERS = threading.local()
+
+
+def _read_buffer(size: int) -> memoryview:
+    """A writable buffer of at least ``size`` bytes, reused by this thread."""
+    buf: bytearray | None = getattr(_BUFFERS, "buf", None)
+    if buf is None or len(buf) < size:
+        buf = _BUFFERS.buf = bytearray(max(size, 1 << 20))
+    return memoryview(buf)[:size]

@@ -102,7 +102,7 @@ def cached_array(target: Target, name: str, fingerprint: str) -> Any:
 def read_chunk(target: Target, name: str, region: tuple[slice, ...], fingerprint: str = "") -> np.ndarray:
     """Read one region of the data array (a task of a lazy ``read_zarr``).
 
-    ``fingerprint`` (the graph's name, a token of the array's metadata) keys
+    ``fingerprint`` (a token of the array's metadata) keys
     the handle cache, so a handle opened before the array was resized or
     replaced (``mode="a"``/``"w"``) is never reused with stale metadata.
     """

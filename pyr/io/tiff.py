@@ -195,24 +195,22 @@ def lazy_array(
     token_extra: Any = None,
 ) -> Any:
     """A dask array ``(band, y, x)`` whose chunk tasks call ``reader`` (default :func:`read_window`)."""
-    import dask.array as da
     from dask.base import tokenize
-    from dask.highlevelgraph import HighLevelGraph
+
+    from pyr.io._producer import producer_array
 
     reader = read_window if reader is None else reader
     ychunks, xchunks = split(shape[0], chunks[0]), split(shape[1], chunks[1])
     name = "pyr-read-" + tokenize(spec, expect, indexes, ychunks, xchunks, token_extra)
-    dsk: dict[Any, Any] = {}
-    r0 = 0
-    for i, cy in enumerate(ychunks):
-        c0 = 0
-        for j, cx in enumerate(xchunks):
-            dsk[(name, 0, i, j)] = (reader, spec, expect, indexes, (r0, r0 + cy, c0, c0 + cx))
-            c0 += cx
-        r0 += cy
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
-    meta = np.empty((0, 0, 0), dtype=dtype)
-    return da.Array(graph, name, ((len(indexes),), ychunks, xchunks), meta=meta)
+    return producer_array(
+        name, _read_region, (reader, spec, expect, indexes), ((len(indexes),), ychunks, xchunks), np.dtype(dtype)
+    )
+
+
+def _read_region(reader: Any, spec: Any, expect: Any, indexes: Any, region: tuple[slice, ...]) -> np.ndarray:
+    """One chunk task: ``reader`` over the window of ``region`` (band, y, x slices)."""
+    _, ys, xs = region
+    return reader(spec, expect, indexes, (ys.start, ys.stop, xs.start, xs.stop))  # type: ignore[no-any-return]
 
 
 @curried

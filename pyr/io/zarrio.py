@@ -21,7 +21,6 @@ so the same graph runs on threads, processes or a cluster.
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import shutil
@@ -277,9 +276,9 @@ def _nodata(arr: Any, attrs_: dict[str, Any]) -> float | int | None:
 def _array(target: Target, name: str, arr: Any, chunks: Any) -> Any:
     if chunks is None:
         return np.asarray(arr[...])
-    import dask.array as da
     from dask.base import tokenize
-    from dask.highlevelgraph import HighLevelGraph
+
+    from pyr.io._producer import producer_array
 
     if chunks == "auto":
         chunk_shape = tuple(arr.chunks)
@@ -290,15 +289,15 @@ def _array(target: Target, name: str, arr: Any, chunks: Any) -> Any:
     norm = tuple(
         tuple(min(c, n - o) for o in range(0, n, c)) if n else (0,) for c, n in zip(chunk_shape, arr.shape, strict=True)
     )
-    name_ = "pyr-read-zarr-" + tokenize(target, name, norm, str(arr.metadata.to_dict()))
-    offsets = [np.cumsum((0, *c)) for c in norm]
-    dsk: dict[Any, Any] = {}
+    token = tokenize(target, name, norm, str(arr.metadata.to_dict()))
+    # the token doubles as the fingerprint of the array's metadata (see read_chunk); not the layer's
+    # name itself: dask renames layers when it fuses them, and would rewrite that argument too
+    return producer_array("pyr-read-zarr-" + token, _read_zarr_region, (target, name, token), norm, np.dtype(arr.dtype))
 
-    for idx in itertools.product(*(range(len(c)) for c in norm)):
-        region = tuple(slice(int(o[i]), int(o[i + 1])) for o, i in zip(offsets, idx, strict=True))
-        dsk[(name_, *idx)] = (read_chunk, target, name, region, name_)
-    graph = HighLevelGraph.from_collections(name_, dsk, dependencies=())
-    return da.Array(graph, name_, norm, meta=np.empty((0,) * arr.ndim, dtype=arr.dtype))
+
+def _read_zarr_region(target: Target, name: str, fingerprint: str, region: tuple[slice, ...]) -> np.ndarray:
+    """One chunk task of a lazy ``read_zarr`` (``fingerprint``: see :func:`read_chunk`)."""
+    return read_chunk(target, name, region, fingerprint)
 
 
 @curried
