@@ -37,6 +37,7 @@ from rasterio.env import set_gdal_config
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.session import DummySession, Session
 
+from pyr._malloc import tune_once as tune_malloc_once
 from pyr.errors import InvalidArgument, PyrError, ReadError
 from pyr.io.env import GdalEnv, is_secret
 
@@ -219,6 +220,7 @@ def open_dataset(spec: SourceSpec) -> Any:
         del cache[key]  # the file was replaced since it was opened: reopen
         ds.close()
     _cap_block_cache(spec.env)
+    tune_malloc_once()
     _claim(spec)
     kwargs = {} if spec.overview is None else {"overview_level": spec.overview}
     try:

@@ -14,6 +14,7 @@ import attrs
 import numpy as np
 
 from pyr._cache import ThreadCache
+from pyr._malloc import tune_once as tune_malloc_once
 from pyr.errors import InvalidArgument
 from pyr.io import _zarr_direct
 from pyr.io.sources import display_name
@@ -106,6 +107,7 @@ def read_chunk(target: Target, name: str, region: tuple[slice, ...], fingerprint
     the handle cache, so a handle opened before the array was resized or
     replaced (``mode="a"``/``"w"``) is never reused with stale metadata.
     """
+    tune_malloc_once()
     if target.is_local:
         block = _zarr_direct.read_region(target.url, name, region, fingerprint)
         if block is not None:

@@ -32,6 +32,7 @@ import numpy as np
 
 from pyr._curry import curried
 from pyr._fuse import fuse_exclusive_ancestors
+from pyr._malloc import tune_once as tune_malloc_once
 from pyr.cube import Cube
 from pyr.errors import IncompleteStore, InvalidArgument, ReadError, StoreExists
 from pyr.io import _zarr_direct, cf
@@ -67,6 +68,7 @@ def write_chunk(
     target: Target, name: str, region: tuple[slice, ...], block: np.ndarray, _after: Any = None, fingerprint: str = ""
 ) -> None:
     """Write one block (a whole Zarr chunk) into the data array."""
+    tune_malloc_once()
     if target.is_local and _zarr_direct.write_region(target.url, name, region, block, fingerprint):
         return
     cached_array(target, name, fingerprint)[region] = block
