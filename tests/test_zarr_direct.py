@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dask.array as da
 import numpy as np
+import pytest
 import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -69,3 +70,18 @@ def test_fast_path_is_used_for_local_v2_and_not_for_v3(tmp_path, monkeypatch):
     assert not any(calls)
     for store in ("v2.zarr", "v3.zarr"):
         assert_raster_equal(pyr.read_zarr(tmp_path / store), r)
+
+
+@pytest.mark.parametrize(("before", "after"), [(None, False), (True, True), (False, False)])
+def test_blosc_threads_off_unless_chosen(tmp_path, monkeypatch, before, after):
+    """Blosc's own threads are switched off by pyr's first direct chunk, unless the user chose."""
+    from numcodecs import blosc
+
+    monkeypatch.setattr(blosc, "use_threads", before)
+    data = np.arange(2 * 40 * 30, dtype="uint16").reshape(2, 40, 30)
+    geobox = pyr.GeoBox.from_bounds((0, 0, 300, 400), 10, "EPSG:32631")
+    store = tmp_path / "s.zarr"
+    pyr.write_zarr(pyr.Raster(da.from_array(data, chunks=(2, 20, 15)), geobox), store)
+    assert blosc.use_threads is after
+    back = pyr.compute(pyr.read_zarr(store, chunks="auto"))
+    np.testing.assert_array_equal(back.data, data)
