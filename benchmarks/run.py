@@ -246,10 +246,11 @@ def worker(job: Job) -> dict[str, Any]:
 
 
 def _pyspy() -> str | None:
-    """The py-spy executable (``PYSPY`` env var, PATH, or /tmp/pyspy-venv), if any."""
+    """The py-spy executable (``PYSPY`` env var, beside this Python (the bench extra), PATH), if any."""
     import shutil
 
-    for cand in (os.environ.get("PYSPY"), shutil.which("py-spy"), "/tmp/pyspy-venv/bin/py-spy"):
+    beside = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    for cand in (os.environ.get("PYSPY"), beside, shutil.which("py-spy")):
         if cand and os.path.exists(cand):
             return cand
     return None
