@@ -1,20 +1,21 @@
-"""Keep glibc from page-faulting every large buffer anew in ``distributed`` workers.
+"""Keep glibc from page-faulting every chunk buffer anew in the processes that run pyr's tasks.
 
-``distributed``'s nanny starts every worker with ``MALLOC_TRIM_THRESHOLD_=65536``
-(so that freed memory goes back to the OS). Setting it also freezes glibc's
-``mmap`` threshold at 128 KiB, so every buffer a chunk task allocates (the
-GDAL block, the decoded chunk, the float32 result, the codec's output) is a
-fresh ``mmap`` whose pages fault in one by one, and is unmapped when freed.
-On the one-band pipeline that made each chunk task about 40% slower
-(docs/benchmarks.md, "What limits each pipeline").
+A chunk task allocates a few buffers of megabytes (the GDAL block, the
+decoded chunk, the float32 result, the codec's output) and frees them. With
+glibc's defaults the heap top they leave is trimmed back to the OS whenever it
+exceeds twice the (adaptive) ``mmap`` threshold, so the next task faults the
+same pages in again; in the main thread of a processes-scheduler worker that
+was about 100,000 page faults per one-band run per worker. ``distributed``'s
+nanny makes it worse: it starts every worker with ``MALLOC_TRIM_THRESHOLD_=65536``,
+which also pins the ``mmap`` threshold at 128 KiB, so every buffer is a fresh
+``mmap`` (docs/design.md has the measurements).
 
-So, in a process whose ``MALLOC_TRIM_THRESHOLD_`` is below 64 MiB, pyr's
-first chunk task raises glibc's trim threshold to 64 MiB and its ``mmap``
-threshold to 32 MiB: buffers below 32 MiB are reused from the heap, and at
-most 64 MiB of free heap top stays with each arena. Nothing changes when the
-variable is unset (glibc then adapts by itself), when it is already large,
-when ``MALLOC_MMAP_THRESHOLD_`` is set, on other C libraries, or with the
-dask config ``pyr.tune-malloc: false``.
+So pyr's first chunk task in a process sets glibc's trim threshold to 64 MiB
+and its ``mmap`` threshold to 32 MiB: buffers below 32 MiB are reused from the
+heap, and at most 64 MiB of free heap top stays with each arena. Nothing
+changes when ``MALLOC_TRIM_THRESHOLD_`` is already 64 MiB or more, when
+``MALLOC_MMAP_THRESHOLD_`` is set (a choice made on purpose), on other C
+libraries, or with the dask config ``pyr.tune-malloc: false``.
 """
 
 from __future__ import annotations
@@ -41,14 +42,15 @@ def tune_once() -> bool:
 
 
 def _tune() -> bool:
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
     raw = os.environ.get("MALLOC_TRIM_THRESHOLD_")
-    if raw is None or "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return False
-    try:
-        if int(raw) >= TRIM_THRESHOLD:
+    if raw is not None:
+        try:
+            if int(raw) >= TRIM_THRESHOLD:
+                return False
+        except ValueError:
             return False
-    except ValueError:
-        return False
     import dask
 
     if not dask.config.get("pyr.tune-malloc", True):

@@ -1,4 +1,4 @@
-"""pyr/_malloc.py: glibc's thresholds are raised where distributed's nanny froze them, and only there.
+"""pyr/_malloc.py: glibc's thresholds are raised in the processes that run pyr's tasks, unless chosen otherwise.
 
 Each case runs in a fresh interpreter (the setting is process-wide and read
 from the environment at start-up) and counts the minor page faults of a loop
@@ -75,6 +75,12 @@ def test_nanny_setting_is_lifted() -> None:
     assert got["after"] < got["before"] / 10, got
 
 
+def test_applied_when_unset() -> None:
+    got = _probe("on", {})
+    assert got["applied"] is True
+    assert got["after"] < 40 * 50, got  # the buffers come from the heap, not fresh pages
+
+
 def test_a_chunk_read_lifts_it(tmp_path: Path) -> None:
     tif = write_tif(tmp_path / "a.tif", np.arange(50 * 70, dtype="uint16").reshape(1, 50, 70))
     got = _probe("pyr-read", {"MALLOC_TRIM_THRESHOLD_": "65536"}, str(tif))
@@ -87,7 +93,6 @@ def test_a_chunk_read_lifts_it(tmp_path: Path) -> None:
         ("off", {"MALLOC_TRIM_THRESHOLD_": "65536"}),  # dask config pyr.tune-malloc: false
         ("on", {"MALLOC_TRIM_THRESHOLD_": "65536", "MALLOC_MMAP_THRESHOLD_": "131072"}),  # the user chose both
         ("on", {"MALLOC_TRIM_THRESHOLD_": str(1 << 30)}),  # already large
-        ("on", {}),  # unset: glibc adapts by itself
     ],
 )
 def test_left_alone(mode: str, env: dict[str, str]) -> None:
