@@ -5,7 +5,7 @@ decoded chunk, the float32 result, the codec's output) and frees them. With
 glibc's defaults the heap top they leave is trimmed back to the OS whenever it
 exceeds twice the (adaptive) ``mmap`` threshold, so the next task faults the
 same pages in again; in the main thread of a processes-scheduler worker that
-was about 100,000 page faults per one-band run per worker. ``distributed``'s
+was 7,000 to 137,000 page faults per worker per one-band run. ``distributed``'s
 nanny makes it worse: it starts every worker with ``MALLOC_TRIM_THRESHOLD_=65536``,
 which also pins the ``mmap`` threshold at 128 KiB, so every buffer is a fresh
 ``mmap`` (docs/design.md has the measurements).

@@ -130,10 +130,9 @@ def read_region(url: str, name: str, region: tuple[slice, ...], fingerprint: str
 
     The chunk is decoded straight into the array that is returned, and the
     compressed bytes go through a buffer this thread reuses: one fresh
-    allocation per chunk instead of three. Fresh pages are what a chunk read
-    costs most on a ``distributed`` worker, whose nanny sets
-    ``MALLOC_TRIM_THRESHOLD_`` and so turns every large allocation into an
-    ``mmap`` and page faults (docs/benchmarks.md).
+    allocation per chunk instead of three: fresh pages are much of what a
+    chunk read costs where the allocator hands large buffers back to the OS
+    (see pyr/_malloc.py).
     """
     located = _locate(url, name, region, fingerprint)
     if located is None:
