@@ -233,13 +233,18 @@ def worker(job: Job) -> dict[str, Any]:
         record.update(status="error", reason=f"{type(err).__name__}: {err}"[:500])
         traceback.print_exc(file=sys.stderr)
     finally:
-        if isinstance(handle, tuple):
-            client, cluster = handle
-            client.close()
-            cluster.close()
-        elif handle is not None:
-            handle.shutdown()
+        _teardown_scheduler(handle)
     return record
+
+
+def _teardown_scheduler(handle: Any) -> None:
+    """Stop what :func:`_setup_scheduler` started (a client and cluster, or a process pool)."""
+    if isinstance(handle, tuple):
+        client, cluster = handle
+        client.close()
+        cluster.close()
+    elif handle is not None:
+        handle.shutdown()
 
 
 # --- orchestrator side ----------------------------------------------------------

@@ -50,7 +50,7 @@ def child(scheduler: str, repeat: int) -> list[dict[str, Any]]:
     """Time each graph ``repeat`` times on ``scheduler`` set up in this process."""
     import dask
 
-    from benchmarks.run import _setup_scheduler
+    from benchmarks.run import _setup_scheduler, _teardown_scheduler
 
     handle = _setup_scheduler(scheduler)
     try:
@@ -77,12 +77,7 @@ def child(scheduler: str, repeat: int) -> list[dict[str, Any]]:
             )
         return records
     finally:
-        if isinstance(handle, tuple):
-            client, cluster = handle
-            client.close()
-            cluster.close()
-        elif handle is not None:
-            handle.shutdown()
+        _teardown_scheduler(handle)
 
 
 def main(argv: list[str] | None = None) -> None:
