@@ -55,9 +55,10 @@ def _tune() -> bool:
 
     if not dask.config.get("pyr.tune-malloc", True):
         return False
-    import platform
-
-    if platform.libc_ver()[0] != "glibc":
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):  # "glibc 2.36" under glibc
+            return False
+    except (ValueError, OSError):  # not a glibc system
         return False
     import ctypes
 
