@@ -42,8 +42,7 @@ first = faults()
 if sys.argv[1] == "pyr-read":  # through a real chunk read, as a worker would
     import pyr
     pyr.read(sys.argv[2], chunks=64).data.sum().compute(scheduler="sync")
-    from pyr import _malloc
-    applied = None
+    applied = None  # not asked: the faults after the read tell
 else:
     import dask
     from pyr import _malloc
