@@ -11,6 +11,7 @@ full size (121 chunks of 1024 x 1024 over a 10980 x 10980 band):
   producer (``read_zarr(...).data`` summed: dask fuses each chunk's producer
   with its partial sum, then reduces the partial sums in a tree).
 
+Each line gives the median wall and CPU seconds (the whole process tree).
 The schedulers are set up as in ``benchmarks.run`` (a warmed process pool
 given to dask, a ``LocalCluster`` of two single-threaded workers), each in a
 fresh process. The medians are the floor under any pipeline of that shape on
@@ -50,6 +51,7 @@ def child(scheduler: str, repeat: int) -> list[dict[str, Any]]:
     """Time each graph ``repeat`` times on ``scheduler`` set up in this process."""
     import dask
 
+    from benchmarks.memory import tree_cpu
     from benchmarks.run import _setup_scheduler, _teardown_scheduler
 
     handle = _setup_scheduler(scheduler)
@@ -58,12 +60,14 @@ def child(scheduler: str, repeat: int) -> list[dict[str, Any]]:
             dask.compute(graph)
         records = []
         for name in ("write", "read_back"):
-            walls = []
+            walls, cpus = [], []
             for _ in range(repeat):
                 graph = _graphs()[name]  # a fresh graph (new keys) every time
+                c0 = tree_cpu()
                 t0 = time.perf_counter()
                 dask.compute(graph)
                 walls.append(time.perf_counter() - t0)
+                cpus.append(tree_cpu() - c0)
             records.append(
                 {
                     "bench": "scheduler_floor",
@@ -72,6 +76,7 @@ def child(scheduler: str, repeat: int) -> list[dict[str, Any]]:
                     "tasks": len(dict(_graphs()[name].__dask_graph__())),
                     "median_s": round(statistics.median(walls), 4),
                     "min_s": round(min(walls), 4),
+                    "cpu_s": round(statistics.median(cpus), 3),  # the whole process tree, workers included
                     "runs": [round(w, 4) for w in walls],
                 }
             )
