@@ -143,3 +143,57 @@ def test_secrets_never_leak(s3_endpoint, bucket, s3_cog):
         assert SECRET not in json.dumps(json.loads(objects[key]))
     for key, blob in objects.items():
         assert SECRET.encode() not in blob, key
+
+
+def _small(values: np.ndarray, chunks: tuple[int, ...]) -> pyr.Raster:
+    import dask.array as da
+
+    gb = pyr.GeoBox.from_bounds((0, 0, 10 * values.shape[2], 10 * values.shape[1]), 10, "EPSG:32631")
+    return pyr.Raster(da.from_array(values, chunks=chunks), gb, nodata=-1)
+
+
+def _prefix(objects: dict[str, bytes], prefix: str) -> dict[str, bytes]:
+    return {k[len(prefix) :]: v for k, v in objects.items() if k.startswith(prefix)}
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads"])
+def test_failed_mode_w_keeps_the_old_s3_store(s3_endpoint, bucket, monkeypatch, scheduler):
+    # SPEC: no failure deletes data that existed before the call; on an object store too.
+    import dask
+    from test_zarr import fail_chunk_write_at
+
+    opts = storage_options(s3_endpoint)
+    store = f"s3://{bucket}/keep.zarr"
+    old = _small(np.arange(2 * 8 * 6, dtype="int16").reshape(2, 8, 6), (2, 4, 3))
+    pyr.write_zarr(old, store, storage_options=opts)
+    before = _prefix(all_objects(s3_endpoint, bucket), "keep.zarr/")
+    fail_chunk_write_at(monkeypatch, row=0, col=0)
+    new = _small(np.ones((1, 8, 6), dtype="int16"), (1, 4, 3))
+    with pytest.raises(OSError, match="on purpose"), dask.config.set(scheduler=scheduler):
+        pyr.write_zarr(new, store, mode="w", storage_options=opts)
+    assert _prefix(all_objects(s3_endpoint, bucket), "keep.zarr/") == before
+    assert_raster_equal(pyr.read_zarr(store, storage_options=opts), pyr.compute(old))
+    (staged,) = staged_keys(s3_endpoint, bucket)
+    assert staged.startswith("keep.zarr.pyr-staging-")
+    with pytest.raises(pyr.IncompleteStore):  # the abandoned staging store never looks complete
+        pyr.read_zarr(f"s3://{bucket}/{staged}", storage_options=opts)
+
+
+def staged_keys(endpoint: str, bucket: str) -> set[str]:
+    return {k.split("/")[0] for k in all_objects(endpoint, bucket) if ".pyr-staging-" in k.split("/")[0]}
+
+
+def test_mode_w_replaces_an_s3_store_with_nothing_stale_left(s3_endpoint, bucket):
+    opts = storage_options(s3_endpoint)
+    store = f"s3://{bucket}/out/r.zarr"
+    old = _small(np.arange(3 * 8 * 6, dtype="int16").reshape(3, 8, 6), (3, 2, 2))  # 12 chunks, 3 bands
+    pyr.write_zarr(old, store, storage_options=opts)
+    new = _small(np.full((1, 4, 6), 7, dtype="int16"), (1, 4, 6))  # 1 chunk, 1 band, another shape
+    pyr.write_zarr(new, store, mode="w", storage_options=opts)
+    assert_raster_equal(pyr.read_zarr(store, storage_options=opts), pyr.compute(new))
+    objects = all_objects(s3_endpoint, bucket)
+    assert all(k.startswith("out/r.zarr/") for k in objects), sorted(objects)  # no staging prefix left
+    chunk_keys = sorted(
+        k for k in objects if k.startswith("out/r.zarr/band_data/") and not k.endswith((".zarray", ".zattrs"))
+    )
+    assert chunk_keys == ["out/r.zarr/band_data/0.0.0"]  # none of the old store's 12 chunks

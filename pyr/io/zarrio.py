@@ -28,6 +28,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
 import numpy as np
 
 from pyr._curry import curried
@@ -74,10 +75,10 @@ def write_chunk(
     cached_array(target, name, fingerprint)[region] = block
 
 
-def finalize_store(target: Target, layout: Layout, _after: Any = None, publish_to: str | None = None) -> None:
+def finalize_store(target: Target, layout: Layout, _after: Any = None, publish_to: Target | None = None) -> None:
     """Mark the store complete and consolidate its metadata.
 
-    With ``publish_to`` (a local path), the finished store at ``target``
+    With ``publish_to``, the finished store at ``target`` (a staging place)
     then replaces whatever is at ``publish_to``: the old store is removed
     only after the new one is complete.
     """
@@ -90,8 +91,37 @@ def finalize_store(target: Target, layout: Layout, _after: Any = None, publish_t
         # xarray and zarr-python read it, which is what it is written for.
         warnings.filterwarnings("ignore", "Consolidated metadata", category=UserWarning)
         zarr.consolidate_metadata(target.zarr_store())
-    if publish_to is not None:
-        _swap_directories(target.url, publish_to)
+    if publish_to is not None and publish_to.is_local:
+        _swap_directories(target.url, publish_to.url)
+    elif publish_to is not None:
+        _publish_remote(target, publish_to)
+
+
+# The group's own metadata objects: copied last, so that a store whose copy was cut short has none.
+_ROOT_METADATA = (".zgroup", ".zattrs", ".zmetadata", "zarr.json")
+
+
+def _publish_remote(staged: Target, final: Target) -> None:
+    """Replace the store at ``final`` with the complete one at ``staged`` (fsspec URLs).
+
+    Object stores cannot rename a prefix: the old store is deleted, the new
+    one copied into place (server-side where the store can, as S3's
+    CopyObject), its root metadata last, and the staging prefix removed. A
+    failure during the copy leaves the complete new store under ``staged``.
+    """
+    import fsspec
+
+    fs, src = fsspec.core.url_to_fs(staged.url, **dict(staged.storage_options))
+    dst = fsspec.core.url_to_fs(final.url, **dict(final.storage_options))[1]
+    src, dst = src.rstrip("/"), dst.rstrip("/")
+    if fs.exists(dst):
+        fs.rm(dst, recursive=True)
+    files = [f for f in fs.find(src) if f.startswith(src + "/")]
+    root = {f"{src}/{n}" for n in _ROOT_METADATA}
+    for batch in ([f for f in files if f not in root], [f for f in files if f in root]):
+        if batch:
+            fs.copy(batch, [dst + f[len(src) :] for f in batch])
+    fs.rm(src, recursive=True)
 
 
 def _swap_directories(new: str, final: str) -> None:
@@ -153,11 +183,11 @@ def _write_graph(obj: Raster | Cube, target: Target, layout: Layout, mode: str) 
     write_name = f"pyr-zarr-write-{token}"
     final_key = f"pyr-zarr-final-{token}"
     publish_to = None
-    if mode == "w" and target.is_local:
-        # Replace a local store only once the new one is complete: write it
-        # beside the old one and swap directories in finalize_store.
-        publish_to = target.url
-        target = Target(f"{target.url}.pyr-staging-{token[:16]}")
+    if mode == "w" and target.store is None:
+        # Replace a store only once the new one is complete: write it beside
+        # the old one, then swap (local) or copy it into place (URL) in finalize_store.
+        publish_to = target
+        target = attrs.evolve(target, url=f"{target.url.rstrip('/')}.pyr-staging-{token[:16]}")
     dsk: dict[Any, Any] = {init_key: (init_store, target, layout, mode)}
     offsets = [np.cumsum((0, *c)) for c in data.chunks]
     write_keys = []
@@ -328,7 +358,14 @@ def write_zarr(
     mode
         ``"w-"`` refuses an existing store (:class:`~pyr.errors.StoreExists`),
         ``"w"`` replaces it, ``"a"`` appends later dates of a ``Cube`` to an
-        existing cube store on the same grid.
+        existing cube store on the same grid. ``"w"`` writes the new store
+        beside the old one (``<store>.pyr-staging-<token>``) and replaces the
+        old one only once the new one is complete: a local directory is
+        swapped in by renames; on an object store the old store is deleted and
+        the new one copied into place (root metadata last), so a failure
+        during the write keeps the old store, and a failure during the copy
+        keeps the new one under the staging prefix. A zarr store object is
+        overwritten in place.
     zarr_format
         2 (default: GDAL reads it) or 3.
     name
