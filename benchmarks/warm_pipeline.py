@@ -1,0 +1,61 @@
+"""pyr's one-band pipeline run again and again on one scheduler, to profile it warm.
+
+``python -m benchmarks.warm_pipeline [--scheduler distributed] [--runs 10] [--data DIR]``
+
+``benchmarks.run`` times each pipeline once, in a fresh process, so its
+profiles (``--profile``) mix the workers' start-up with the pipeline. Here
+the scheduler (set up as in ``benchmarks.run``) stays up and the pipeline
+(read -> rescale -> write_zarr -> read back and sum) runs ``--runs`` times,
+printing each run's seconds and the worker process ids; attach a profiler to
+the workers while it runs, e.g. ``py-spy record --pid PID --duration 6
+--format raw -o worker.txt``, then ``python -m benchmarks.report --profile
+worker.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.warm_pipeline", description=__doc__.splitlines()[0])
+    p.add_argument("--scheduler", default="distributed", choices=["threads", "processes", "distributed"])
+    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--data", help="a COG to read (default: the first date of the cached full-size series)")
+    args = p.parse_args(argv)
+
+    import dask
+    import psutil
+
+    import pyr
+    from benchmarks._data import series
+    from benchmarks.pipelines_common import SCALE, dask_checksum
+    from benchmarks.run import _setup_scheduler, _teardown_scheduler
+
+    src = args.data or series(size=10980, dates=10)[0][0]
+    handle = _setup_scheduler(args.scheduler)
+    try:
+        workers = [c.pid for c in psutil.Process().children(recursive=True) if "spawn" in " ".join(c.cmdline())]
+        print(f"# {args.scheduler}: worker pids {workers}", flush=True)
+        for i in range(args.runs):
+            out = tempfile.mkdtemp(prefix="pyr-warm-", dir=os.environ.get("PYR_BENCH_TMP"))
+            store = str(Path(out) / "band1.zarr")
+            t0 = time.perf_counter()
+            raster = pyr.rescale(pyr.read(src, chunks="auto"), scale=SCALE, clip=(0, 1))
+            dask.compute(pyr.write_zarr(raster, store, compute=False))
+            t1 = time.perf_counter()
+            dask_checksum(pyr.read_zarr(store).data)
+            t2 = time.perf_counter()
+            print(f"run {i}: write {t1 - t0:.2f} s, read back {t2 - t1:.2f} s", flush=True)
+            shutil.rmtree(out, ignore_errors=True)
+    finally:
+        _teardown_scheduler(handle)
+
+
+if __name__ == "__main__":
+    main()
