@@ -27,7 +27,7 @@ def codec() -> Any:
     """pyr's default Zarr v2 compressor (``pyr/io/zarrio.py::_compressor``)."""
     import numcodecs
 
-    return numcodecs.Blosc(cname="zstd", clevel=1, shuffle=numcodecs.Blosc.SHUFFLE)
+    return numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
 
 
 def rescale_kernel(a: np.ndarray, nodata: float | int | None) -> np.ndarray:

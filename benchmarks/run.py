@@ -42,7 +42,7 @@ PIPELINES: dict[str, tuple[str, ...]] = {
     "read_cube_1000": (),
 }
 # Benchmarks written by others, run through their own ``main(argv)`` (their own JSON lines):
-EXTERNAL = ("cube_memory", "http_bytes", "scheduler_floor")
+EXTERNAL = ("cube_memory", "http_bytes", "scheduler_floor", "codecs")
 DEFAULT_ONLY = ("band1", "mean", "median", "count", "http", "decode", "zarr_write", "read_cube_1000", *EXTERNAL)
 
 
