@@ -1,6 +1,6 @@
 """Zarr v2 compressors on Sentinel-2-like chunks: encode and decode speed, and size.
 
-``python -m benchmarks.codecs [--repeat 5]``
+``python -m benchmarks.codecs [--repeat 5] [--size 10980 --dates 10]``
 
 Why pyr writes with Blosc LZ4 and byte shuffle by default
 (``pyr/io/_zarr_layout.py``): this measures the candidates on 1024 x 1024
@@ -92,7 +92,8 @@ def measure(codec: Any, blocks: list[np.ndarray], repeat: int) -> dict[str, floa
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.codecs", description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=5)
-    p.add_argument("--size", type=int, help=argparse.SUPPRESS)  # given by benchmarks.run; not used
+    p.add_argument("--size", type=int, default=10980, help="side of the synthetic series (cached in benchmarks/.cache)")
+    p.add_argument("--dates", type=int, default=10, help="dates of that series (only its first date is used)")
     args = p.parse_args(argv)
     from numcodecs import blosc
 
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     sources: dict[str, Path] = {}
     if REAL_B04.exists():
         sources["real S2 B04 (100 m)"] = REAL_B04
-    sources["synthetic B04 (10 m)"] = Path(series(size=10980, dates=10)[0][0])
+    sources[f"synthetic B04 (10 m, {args.size} px)"] = Path(series(size=args.size, dates=args.dates)[0][0])
     rows = []
     for label, path in sources.items():
         raw = chunks_of(path)
