@@ -49,9 +49,9 @@ class Layout:
 def _compressor(zarr_format: int) -> Any:
     # LZ4 through Blosc with byte shuffle (zarr v2's own default compressor):
     # measured by benchmarks/codecs.py on 1024 x 1024 chunks of Sentinel-2 B04,
-    # one thread, per 4 MiB of float32 reflectance: encode 1.0-1.4 ms and
-    # decode 0.6-0.9 ms against 5.1-5.8 and 2.3-4.3 ms for Blosc zstd level 1,
-    # for stores 1-3 % larger (uint16: 3-3.6 against 8-10 ms encode, 7-12 %
+    # one thread, two runs, per 4 MiB of float32 reflectance: encode 0.9-1.4 ms
+    # and decode 0.4-0.9 ms against 4.6-5.8 and 2.1-4.3 ms for Blosc zstd level 1,
+    # for stores 1-3 % larger (uint16: 2.6-3.6 against 7.8-10.1 ms encode, 7-12 %
     # larger). DEFLATE (zlib) packs float32 reflectance to half the size but
     # encodes 10-40x slower. Readable by GDAL's Zarr driver.
     if zarr_format == 2:
