@@ -27,7 +27,10 @@ def producer_array(
     """A dask array named ``name`` whose chunk at ``region`` is ``read(*args, region)``.
 
     ``region`` is a tuple of one ``slice`` per dimension. ``args`` are stored
-    once in the layer, so they should be small (paths, headers, targets).
+    once in the layer, so they should be small (paths, headers, targets), and
+    none may be a string equal to a layer's name: dask renames layers when it
+    fuses them and rewrites such arguments too (read_zarr once passed its
+    graph name and got a KeyError).
     """
     import dask.array as da
     from dask.blockwise import blockwise
