@@ -8,6 +8,11 @@
 * ``zarr_write`` (c) the Zarr write alone of an in-memory float32 band (2 threads).
 * ``fused``   (d) per spatial chunk, read every date (per-thread handles),
   reduce (mean / median / count, nodata skipped), write the output chunk.
+* ``bound-dask`` (implementation, not a pipeline): (a) and (d) with the same
+  per-chunk functions, submitted as a plain dask graph (one task per chunk, a
+  flat read-back: one task per chunk file and one sum) to whichever scheduler
+  the run uses. Its ratio to the bound is what that scheduler costs a
+  minimal graph doing this work; a dask implementation cannot beat it there.
 
 The Zarr metadata is created with zarr-python (same codec, chunks, fill) so
 the stores are ordinary Zarr v2 arrays; only the chunk bytes bypass it.
@@ -19,6 +24,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -67,19 +73,22 @@ def _write_chunk(root: str, key: str, block: np.ndarray, chunks: tuple[int, ...]
         f.write(enc.encode(np.ascontiguousarray(block)))
 
 
-def _read_back(root: str, keys: Iterable[tuple[str, tuple[int, ...]]], dtype: str) -> float:
+@lru_cache(maxsize=1)
+def _enc() -> Any:
+    return codec()
+
+
+def _chunk_sum(root: str, dtype: str, key: str) -> float:
+    """Decode one chunk file and sum it, NaN skipped."""
+    with open(os.path.join(root, key), "rb") as f:
+        raw = _enc().decode(f.read())
+    return float(np.nansum(np.frombuffer(raw, dtype=dtype), dtype="float64"))
+
+
+def _read_back(root: str, keys: Iterable[str], dtype: str) -> float:
     """Decode every chunk file and sum it (NaN skipped), in two threads."""
-    enc = codec()
-
-    def one(item: tuple[str, tuple[int, ...]]) -> float:
-        key, _ = item
-        with open(os.path.join(root, key), "rb") as f:
-            raw = enc.decode(f.read())
-        a = np.frombuffer(raw, dtype=dtype)
-        return float(np.nansum(a, dtype="float64"))
-
     with ThreadPoolExecutor(WORKERS) as pool:
-        return checksum(sum(pool.map(one, list(keys))))
+        return checksum(sum(pool.map(partial(_chunk_sum, root, dtype), list(keys))))
 
 
 def _pool_map(func: Callable[[Any], Any], items: list[Any]) -> list[Any]:
@@ -88,32 +97,36 @@ def _pool_map(func: Callable[[Any], Any], items: list[Any]) -> list[Any]:
         return list(pool.map(func, items))
 
 
-def band1(job: Job) -> Steps:
-    """(a) read -> rescale -> Zarr, one handle per thread; then read back."""
-    import rasterio
+def _band1_chunk(path: str, nodata: Any, root: str, win: tuple[int, int, int, int, int, int]) -> str:
+    """Read one tile-aligned window, rescale it, write it as one Zarr chunk; its key."""
     from rasterio.windows import Window
 
-    steps = Steps()
+    i, j, r0, r1, c0, c1 = win
+    a = _handle(path).read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
+    key = f"0.{i}.{j}"
+    _write_chunk(root, key, rescale_kernel(a, nodata)[None], (1, CHUNK, CHUNK), np.float32(np.nan), _enc())
+    return key
+
+
+def _band1_open(job: Job) -> tuple[str, str, Any, list[tuple[int, int, int, int, int, int]]]:
+    import rasterio
+
     path = job.paths[0]
-    store = os.path.join(job.out, "band1.zarr")
+    with rasterio.open(path) as ds:
+        h, w, nodata = ds.height, ds.width, ds.nodata
+    root = _create(os.path.join(job.out, "band1.zarr"), (1, h, w), (1, CHUNK, CHUNK), "float32", float("nan"))
+    return path, root, nodata, _windows(h, w, CHUNK)
+
+
+def band1(job: Job) -> Steps:
+    """(a) read -> rescale -> Zarr, one handle per thread; then read back."""
+    steps = Steps()
     with steps.step("open"):
-        with rasterio.open(path) as ds:
-            h, w, nodata = ds.height, ds.width, ds.nodata
-        chunks = (1, CHUNK, CHUNK)
-        root = _create(store, (1, h, w), chunks, "float32", float("nan"))
-    enc = codec()
-
-    def one(win: tuple[int, int, int, int, int, int]) -> str:
-        i, j, r0, r1, c0, c1 = win
-        a = _handle(path).read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
-        key = f"0.{i}.{j}"
-        _write_chunk(root, key, rescale_kernel(a, nodata)[None], chunks, np.float32(np.nan), enc)
-        return key
-
+        path, root, nodata, windows = _band1_open(job)
     with steps.step("compute_write"):
-        keys = _pool_map(one, _windows(h, w, CHUNK))
+        keys = _pool_map(partial(_band1_chunk, path, nodata, root), windows)
     with steps.step("read_back"):
-        steps.checksum = _read_back(root, ((k, chunks) for k in keys), "float32")
+        steps.checksum = _read_back(root, keys, "float32")
     return steps
 
 
@@ -150,42 +163,47 @@ def zarr_write(job: Job) -> Steps:
 
         keys = _pool_map(one, _windows(h, w, CHUNK))
     with steps.step("read_back"):
-        steps.checksum = _read_back(root, ((k, chunks) for k in keys), "float32")
+        steps.checksum = _read_back(root, keys, "float32")
     return steps
+
+
+def _fused_chunk(
+    paths: tuple[str, ...], how: str, nodata: Any, root: str, win: tuple[int, int, int, int, int, int]
+) -> str:
+    """Read one window of every date, reduce over time, write the output chunk; its key."""
+    from rasterio.windows import Window
+
+    i, j, r0, r1, c0, c1 = win
+    window = Window(c0, r0, c1 - c0, r1 - r0)
+    stack = np.empty((len(paths), r1 - r0, c1 - c0), dtype="uint16")
+    for t, p in enumerate(paths):
+        _handle(p).read(1, window=window, out=stack[t])
+    key = f"0.{i}.{j}"
+    fill = np.int32(0) if how == "count" else np.float32(np.nan)
+    _write_chunk(root, key, reduce_kernel(stack, how, nodata)[None], (1, CHUNK, CHUNK), fill, _enc())
+    return key
+
+
+def _fused_open(job: Job) -> tuple[str, Any, list[tuple[int, int, int, int, int, int]], str]:
+    import rasterio
+
+    with rasterio.open(job.paths[0]) as ds:
+        h, w, nodata = ds.height, ds.width, ds.nodata
+    dtype = "int32" if job.pipeline == "count" else "float32"
+    fill: Any = 0 if job.pipeline == "count" else float("nan")
+    root = _create(os.path.join(job.out, f"{job.pipeline}.zarr"), (1, h, w), (1, CHUNK, CHUNK), dtype, fill)
+    return root, nodata, _windows(h, w, CHUNK), dtype
 
 
 def fused(job: Job) -> Steps:
     """(d) per spatial chunk: read all dates, reduce, write the output chunk."""
-    import rasterio
-    from rasterio.windows import Window
-
-    how = job.pipeline
     steps = Steps()
-    store = os.path.join(job.out, f"{how}.zarr")
     with steps.step("open"):
-        with rasterio.open(job.paths[0]) as ds:
-            h, w, nodata = ds.height, ds.width, ds.nodata
-        chunks = (1, CHUNK, CHUNK)
-        dtype = "int32" if how == "count" else "float32"
-        fill: Any = 0 if how == "count" else float("nan")
-        root = _create(store, (1, h, w), chunks, dtype, fill)
-    enc = codec()
-    fill_value = np.int32(0) if how == "count" else np.float32(np.nan)
-
-    def one(win: tuple[int, int, int, int, int, int]) -> str:
-        i, j, r0, r1, c0, c1 = win
-        window = Window(c0, r0, c1 - c0, r1 - r0)
-        stack = np.empty((len(job.paths), r1 - r0, c1 - c0), dtype="uint16")
-        for t, p in enumerate(job.paths):
-            _handle(p).read(1, window=window, out=stack[t])
-        key = f"0.{i}.{j}"
-        _write_chunk(root, key, reduce_kernel(stack, how, nodata)[None], chunks, fill_value, enc)
-        return key
-
+        root, nodata, windows, dtype = _fused_open(job)
     with steps.step("compute_write"):
-        keys = _pool_map(one, _windows(h, w, CHUNK))
+        keys = _pool_map(partial(_fused_chunk, tuple(job.paths), job.pipeline, nodata, root), windows)
     with steps.step("read_back"):
-        steps.checksum = _read_back(root, ((k, chunks) for k in keys), dtype)
+        steps.checksum = _read_back(root, keys, dtype)
     return steps
 
 
@@ -209,6 +227,61 @@ def http_read(job: Job) -> Steps:
         steps.checksum = checksum(sum(_pool_map(one, _windows(h, w, CHUNK))))
     return steps
 
+
+def _tuned(func: Callable[..., Any], *args: Any) -> Any:
+    """``func(*args)`` in a process with the settings pyr gives its own worker processes.
+
+    glibc's malloc thresholds (``pyr._malloc``: distributed's nanny sets a trim
+    threshold that turns every chunk buffer into a fresh mmap) and Blosc's own
+    threads off (they start for every chunk in a process pool's main thread).
+    Without them the graph is slower on ``processes`` and ``distributed``, and
+    the figure would measure those settings rather than the scheduler.
+    """
+    import numcodecs
+
+    from pyr._malloc import tune_once
+
+    tune_once()
+    if numcodecs.blosc.use_threads is None:
+        numcodecs.blosc.use_threads = False
+    return func(*args)
+
+
+def _dask_write_and_read_back(
+    steps: Steps, chunk: Callable[[tuple[int, int, int, int, int, int]], str], windows: list[Any], root: str, dtype: str
+) -> Steps:
+    """``bound-dask``: one task per chunk, then a flat read-back, on dask's current scheduler."""
+    import dask
+
+    writes = [dask.delayed(_tuned, pure=False)(chunk, win) for win in windows]
+    keys = [f"0.{i}.{j}" for i, j, *_ in windows]
+    parts = [dask.delayed(_tuned, pure=False)(_chunk_sum, root, dtype, k) for k in keys]
+    return steps.write_and_read_back(dask.delayed(len)(writes), lambda: checksum(dask.delayed(sum)(parts).compute()))
+
+
+def band1_dask(job: Job) -> Steps:
+    """(a) as a plain dask graph on the run's scheduler."""
+    steps = Steps()
+    with steps.step("open"):
+        path, root, nodata, windows = _band1_open(job)
+    return _dask_write_and_read_back(steps, partial(_band1_chunk, path, nodata, root), windows, root, "float32")
+
+
+def fused_dask(job: Job) -> Steps:
+    """(d) as a plain dask graph on the run's scheduler."""
+    steps = Steps()
+    with steps.step("open"):
+        root, nodata, windows, dtype = _fused_open(job)
+    chunk = partial(_fused_chunk, tuple(job.paths), job.pipeline, nodata, root)
+    return _dask_write_and_read_back(steps, chunk, windows, root, dtype)
+
+
+DASK_IMPLS: dict[str, Callable[[Job], Steps]] = {
+    "band1": band1_dask,
+    "mean": fused_dask,
+    "median": fused_dask,
+    "count": fused_dask,
+}
 
 IMPLS: dict[str, Callable[[Job], Steps]] = {
     "band1": band1,

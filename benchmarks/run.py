@@ -29,7 +29,7 @@ from benchmarks.pipelines_common import Job, Steps
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 SCHEDULERS = ("threads", "processes", "processes-fresh", "distributed")
-DASK_IMPLS = ("pyr", "pyr-1024", "rioxarray", "rioxarray-nolock", "pyramids")
+DASK_IMPLS = ("bound-dask", "pyr", "pyr-1024", "rioxarray", "rioxarray-nolock", "pyramids")
 PIPELINES: dict[str, tuple[str, ...]] = {
     # name -> implementations besides "bound" (those run under every scheduler)
     "band1": DASK_IMPLS,
@@ -63,6 +63,10 @@ def _impl_table(job: Job) -> dict[str, Callable[[Job], Steps]]:
         from benchmarks import bounds
 
         return bounds.IMPLS
+    if job.impl == "bound-dask":
+        from benchmarks import bounds
+
+        return bounds.DASK_IMPLS
     if job.impl.startswith("pyr-") or job.impl.startswith("pyr+") or job.impl == "pyr":
         from benchmarks import pipelines_pyr, pipelines_pyr_experiments
 
@@ -125,6 +129,7 @@ def _read_cube_many(job: Job) -> Steps:
 
 _IMPORTS = {
     "bound": ("rasterio", "zarr", "numcodecs"),
+    "bound-dask": ("rasterio", "zarr", "numcodecs", "dask.array", "pyr._malloc"),
     "pyr": ("pyr", "dask.array", "zarr", "numcodecs", "rasterio"),
     "rioxarray": ("rioxarray", "xarray", "pandas", "dask.array", "zarr", "numcodecs"),
     "pyramids": ("pyramids.dataset", "dask.array", "zarr", "numcodecs"),
@@ -136,7 +141,7 @@ def _preimport(impl: str) -> None:
     import importlib
 
     family = "pyr" if impl.startswith("pyr") and not impl.startswith("pyramids") else impl.split("-")[0]
-    for mod in _IMPORTS.get(family, ()):
+    for mod in _IMPORTS.get(impl, _IMPORTS.get(family, ())):
         importlib.import_module(mod)
 
 

@@ -6,7 +6,9 @@
 profiles (``--profile``) mix the workers' start-up with the pipeline. Here
 the scheduler (set up as in ``benchmarks.run``) stays up and the pipeline
 (read -> rescale -> write_zarr -> read back and sum) runs ``--runs`` times,
-printing each run's seconds and the worker process ids; attach a profiler to
+printing each run's seconds, the CPU seconds each process spent on it (this
+process, which on ``distributed`` also runs the scheduler, and each worker)
+and the worker process ids; attach a profiler to
 the workers while it runs, e.g. ``py-spy record --pid PID --duration 6
 --format raw -o worker.txt``, then ``python -m benchmarks.report --profile
 worker.txt``.
@@ -40,18 +42,29 @@ def main(argv: list[str] | None = None) -> None:
     src = args.data or series(size=10980, dates=10)[0][0]
     handle = _setup_scheduler(args.scheduler)
     try:
-        workers = [c.pid for c in psutil.Process().children(recursive=True) if "spawn" in " ".join(c.cmdline())]
-        print(f"# {args.scheduler}: worker pids {workers}", flush=True)
+        me = psutil.Process()
+        workers = [c for c in me.children(recursive=True) if "spawn" in " ".join(c.cmdline())]
+        print(f"# {args.scheduler}: worker pids {[w.pid for w in workers]}", flush=True)
+
+        def cpu() -> list[float]:
+            return [sum(p.cpu_times()[:2]) for p in (me, *workers)]
+
         for i in range(args.runs):
             out = tempfile.mkdtemp(prefix="pyr-warm-", dir=os.environ.get("PYR_BENCH_TMP"))
             store = str(Path(out) / "band1.zarr")
+            c0 = cpu()
             t0 = time.perf_counter()
             raster = pyr.rescale(pyr.read(src, chunks="auto"), scale=SCALE, clip=(0, 1))
             dask.compute(pyr.write_zarr(raster, store, compute=False))
             t1 = time.perf_counter()
             dask_checksum(pyr.read_zarr(store).data)
             t2 = time.perf_counter()
-            print(f"run {i}: write {t1 - t0:.2f} s, read back {t2 - t1:.2f} s", flush=True)
+            used = [round(b - a, 2) for a, b in zip(c0, cpu(), strict=True)]
+            print(
+                f"run {i}: write {t1 - t0:.2f} s, read back {t2 - t1:.2f} s; CPU s: this process {used[0]}, "
+                f"workers {used[1:]}",
+                flush=True,
+            )
             shutil.rmtree(out, ignore_errors=True)
     finally:
         _teardown_scheduler(handle)
