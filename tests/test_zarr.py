@@ -466,6 +466,70 @@ def test_failed_mode_w_keeps_the_old_store(tmp_path, monkeypatch, scheduler):
     for path in leftovers:  # an abandoned staging store never looks complete
         with pytest.raises(IncompleteStore):
             pyr.read_zarr(path)
+    # The same write again reuses the abandoned staging place (same graph, same
+    # token): it starts it afresh, and nothing of it is left once the store is replaced.
+    monkeypatch.undo()
+    with dask.config.set(scheduler=scheduler):
+        pyr.write_zarr(new, store, mode="w")
+    assert_raster_equal(pyr.read_zarr(store), new)
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.zarr"]
+
+
+def _cube(gb=UTM):
+    values = np.arange(2 * gb.height * gb.width, dtype="float32").reshape(2, 1, *gb.shape)
+    values[0, 0, 0, 0] = np.nan
+    times = np.array(["2024-01-01", "2024-01-06"], dtype="datetime64[ns]")
+    return pyr.Cube(values, gb, nodata=float("nan"), times=times)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("kind", ["raster", "cube"])
+def test_local_metadata_files_are_what_zarr_python_writes(tmp_path, zarr_format, kind):
+    # A local write creates the metadata and coordinates from bytes made in memory when
+    # the graph is built (pyr/io/_zarr_layout.py::store_files); the store must be the
+    # one zarr-python writes into the directory itself (init/finalize without files).
+    from pyr.io import zarrio
+    from pyr.io._zarr_layout import layout_of
+    from pyr.io._zarr_target import Target
+
+    obj = int_raster(lazy=True) if kind == "raster" else _cube()
+    fast = tmp_path / "fast.zarr"
+    pyr.write_zarr(obj, fast, zarr_format=zarr_format)
+    slow = tmp_path / "slow.zarr"
+    layout = layout_of(obj, "band_data", zarr_format)
+    target = Target.of(slow, None)
+    zarrio.init_store(target, layout, "w-", None)
+    pixels = {k: v for k, v in snapshot(fast).items() if k.startswith("band_data/") and "/.z" not in k}
+    pixels = {k: v for k, v in pixels.items() if not k.endswith("zarr.json")}
+    assert pixels  # the chunks, copied over as they are
+    for key, data in pixels.items():
+        (slow / key).parent.mkdir(parents=True, exist_ok=True)
+        (slow / key).write_bytes(data)
+    zarrio.finalize_store(target, layout, None, None, None)
+    assert snapshot(fast) == snapshot(slow)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_metadata_files_order(zarr_format):
+    # A reader must never open a group without its "incomplete" marker, nor see the
+    # consolidated metadata before the root says complete.
+    from pyr.io._zarr_layout import layout_of, store_files
+
+    files = store_files(layout_of(int_raster(), "band_data", zarr_format))
+    init_keys = [k for k, _ in files.init]
+    final_keys = [k for k, _ in files.final]
+    if zarr_format == 2:
+        assert init_keys[:2] == [".zattrs", ".zgroup"]
+        assert json.loads(dict(files.init)[".zattrs"])["pyr"]["complete"] is False
+        assert final_keys == [".zattrs", ".zmetadata"]
+        assert json.loads(dict(files.final)[".zattrs"])["pyr"]["complete"] is True
+    else:
+        assert init_keys[0] == "zarr.json"
+        assert json.loads(dict(files.init)["zarr.json"])["attributes"]["pyr"]["complete"] is False
+        assert final_keys == ["zarr.json"]
+        root = json.loads(dict(files.final)["zarr.json"])
+        assert root["attributes"]["pyr"]["complete"] is True
+        assert "band_data" in root["consolidated_metadata"]["metadata"]
 
 
 def test_write_graph_is_one_task_per_chunk_that_reads_computes_and_writes(tmp_path):

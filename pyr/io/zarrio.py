@@ -42,18 +42,28 @@ from pyr.raster import Raster, is_dask
 
 __all__ = ["Target", "read_zarr", "write_zarr"]
 
-from pyr.io._zarr_layout import DEFAULT_NAME, Layout, create_arrays, layout_of, pyr_attrs
+from pyr.io._zarr_layout import DEFAULT_NAME, Layout, StoreFiles, create_arrays, layout_of, pyr_attrs, store_files
 from pyr.io._zarr_target import Target, cached_array, flatten_keys, read_chunk
 
 # --- tasks ----------------------------------------------------------------------
 
 
-def init_store(target: Target, layout: Layout, mode: str) -> None:
-    """Create the group and arrays, marked incomplete."""
+def init_store(target: Target, layout: Layout, mode: str, files: StoreFiles | None = None) -> None:
+    """Create the group and arrays, marked incomplete.
+
+    With ``files`` (made when the graph was built) and a local target, the
+    files are written directly, root attributes first; else zarr-python
+    creates them.
+    """
     import zarr
 
     if mode == "w-" and target.exists():
         raise StoreExists(f"{display_name(target.url)!r} already exists (mode='w-'); pass mode='w' to replace it.")
+    if files is not None and target.is_local:
+        if os.path.lexists(target.url):  # what zarr's mode="w" does: a fresh store (the staging place of "w")
+            shutil.rmtree(target.url)
+        _put_files(target.url, files.init)
+        return
     # The "incomplete" marker is part of the group's first metadata write, so a
     # reader never sees this group without it.
     group = zarr.open_group(
@@ -75,22 +85,47 @@ def write_chunk(
     cached_array(target, name, fingerprint)[region] = block
 
 
-def finalize_store(target: Target, layout: Layout, _after: Any = None, publish_to: Target | None = None) -> None:
+def _put_files(root: str, files: tuple[tuple[str, bytes], ...]) -> None:
+    """Write store objects under a local directory, in order, each whole or not at all."""
+    made: set[str] = set()
+    for key, data in files:
+        path = os.path.join(root, *key.split("/"))
+        parent = os.path.dirname(path)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        tmp = f"{path}.pyr-tmp-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+
+
+def finalize_store(
+    target: Target,
+    layout: Layout,
+    _after: Any = None,
+    publish_to: Target | None = None,
+    files: StoreFiles | None = None,
+) -> None:
     """Mark the store complete and consolidate its metadata.
 
-    With ``publish_to``, the finished store at ``target`` (a staging place)
-    then replaces whatever is at ``publish_to``: the old store is removed
-    only after the new one is complete.
+    With ``files`` and a local target, the precomputed final metadata is
+    written directly. With ``publish_to``, the finished store at ``target``
+    (a staging place) then replaces whatever is at ``publish_to``: the old
+    store is removed only after the new one is complete.
     """
     import zarr
 
-    group = zarr.open_group(target.zarr_store(), mode="r+")
-    group.attrs.update({"pyr": pyr_attrs(layout, complete=True)})
-    with warnings.catch_warnings():
-        # zarr-python warns that consolidated metadata is not (yet) in the v3 spec;
-        # xarray and zarr-python read it, which is what it is written for.
-        warnings.filterwarnings("ignore", "Consolidated metadata", category=UserWarning)
-        zarr.consolidate_metadata(target.zarr_store())
+    if files is not None and target.is_local:
+        _put_files(target.url, files.final)
+    else:
+        group = zarr.open_group(target.zarr_store(), mode="r+")
+        group.attrs.update({"pyr": pyr_attrs(layout, complete=True)})
+        with warnings.catch_warnings():
+            # zarr-python warns that consolidated metadata is not (yet) in the v3 spec;
+            # xarray and zarr-python read it, which is what it is written for.
+            warnings.filterwarnings("ignore", "Consolidated metadata", category=UserWarning)
+            zarr.consolidate_metadata(target.zarr_store())
     if publish_to is not None and publish_to.is_local:
         _swap_directories(target.url, publish_to.url)
     elif publish_to is not None:
@@ -188,7 +223,10 @@ def _write_graph(obj: Raster | Cube, target: Target, layout: Layout, mode: str) 
         # the old one, then swap (local) or copy it into place (URL) in finalize_store.
         publish_to = target
         target = attrs.evolve(target, url=f"{target.url.rstrip('/')}.pyr-staging-{token[:16]}")
-    dsk: dict[Any, Any] = {init_key: (init_store, target, layout, mode)}
+    # A local store's metadata is made here, in memory, so the init and final tasks (on
+    # the critical path of every write) only write files.
+    files = store_files(layout) if target.is_local else None
+    dsk: dict[Any, Any] = {init_key: (init_store, target, layout, mode, files)}
     offsets = [np.cumsum((0, *c)) for c in data.chunks]
     write_keys = []
     for key in flatten_keys(data.__dask_keys__()):
@@ -197,7 +235,7 @@ def _write_graph(obj: Raster | Cube, target: Target, layout: Layout, mode: str) 
         wkey = (write_name, *idx)
         dsk[wkey] = (write_chunk, target, layout.name, region, key, init_key, write_name)
         write_keys.append(wkey)
-    dsk[final_key] = (finalize_store, target, layout, write_keys, publish_to)
+    dsk[final_key] = (finalize_store, target, layout, write_keys, publish_to, files)
     graph = HighLevelGraph.from_collections(final_key, dsk, dependencies=[data])
     # One task per output chunk reads, computes and writes it: no pixel data
     # moves between processes or workers (see pyr._fuse).
