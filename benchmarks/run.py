@@ -130,7 +130,9 @@ def _read_cube_many(job: Job) -> Steps:
 _IMPORTS = {
     "bound": ("rasterio", "zarr", "numcodecs"),
     "bound-dask": ("rasterio", "zarr", "numcodecs", "dask.array", "pyr._malloc"),
-    "pyr": ("pyr", "dask.array", "zarr", "numcodecs", "rasterio"),
+    # pyproj: pyr imports it (when installed) for the CF grid-mapping attributes of a
+    # Zarr store; rioxarray imports it at import time
+    "pyr": ("pyr", "dask.array", "zarr", "numcodecs", "rasterio", "pyproj"),
     "rioxarray": ("rioxarray", "xarray", "pandas", "dask.array", "zarr", "numcodecs"),
     "pyramids": ("pyramids.dataset", "dask.array", "zarr", "numcodecs"),
 }
