@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> None:
         help="the read-back's nansum with this split_every (default: dask's, a tree of 2 x 2 x 2 "
         "partial sums for a (band, y, x) array)",
     )
+    p.add_argument(
+        "--read-chunks", type=int, help="read_zarr(store, chunks=N) for the read-back (default: the store's)"
+    )
     args = p.parse_args(argv)
 
     import dask
@@ -64,7 +67,13 @@ def main(argv: list[str] | None = None) -> None:
             raster = pyr.rescale(pyr.read(src, chunks="auto"), scale=SCALE, clip=(0, 1))
             dask.compute(pyr.write_zarr(raster, store, compute=False))
             t1 = time.perf_counter()
-            float(da.nansum(pyr.read_zarr(store).data, dtype="float64", split_every=args.split_every).compute())
+            float(
+                da.nansum(
+                    pyr.read_zarr(store, chunks=args.read_chunks or "auto").data,
+                    dtype="float64",
+                    split_every=args.split_every,
+                ).compute()
+            )
             t2 = time.perf_counter()
             used = [round(b - a, 2) for a, b in zip(c0, cpu(), strict=True)]
             print(

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import pyr
 from pyr.io import _zarr_direct
 from pyr.testing import assert_raster_equal
-from pyr.testing.strategies import chunkings, rasters
+from pyr.testing.strategies import chunkings, cubes, rasters
 
 
 def _files(store) -> dict[str, bytes]:
@@ -85,3 +85,77 @@ def test_blosc_threads_off_unless_chosen(tmp_path, monkeypatch, before, after):
     assert blosc.use_threads is after
     back = pyr.compute(pyr.read_zarr(store, chunks="auto"))
     np.testing.assert_array_equal(back.data, data)
+
+
+def _spy(monkeypatch, name):
+    """Record what ``_zarr_direct.<name>`` returned (None/False: it left the work to zarr-python)."""
+    calls = []
+    real = getattr(_zarr_direct, name)
+
+    def spy(*args):
+        out = real(*args)
+        calls.append(out is not None and out is not False)
+        return out
+
+    monkeypatch.setattr(_zarr_direct, name, spy)
+    return calls
+
+
+@settings(max_examples=20, deadline=None)
+@given(raster=rasters(lazy=False, max_side=30), data=st.data())
+def test_reads_of_several_whole_chunks_equal_zarr_python(tmp_path_factory, raster, data):
+    # read_zarr(chunks=...) larger than the store's chunks: each dask chunk is
+    # several whole Zarr chunks, decoded one by one by the fast path.
+    stored = data.draw(chunkings(raster.shape))
+    ky, kx = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+    store = tmp_path_factory.mktemp("multi") / "s.zarr"
+    lazy = pyr.Raster(da.from_array(raster.data, chunks=stored), raster.geobox, raster.nodata, raster.bands)
+    pyr.write_zarr(lazy, store)
+    back = pyr.read_zarr(store, chunks=(stored[-2] * ky, stored[-1] * kx))
+    assert back.data.chunks[-2][0] == min(stored[-2] * ky, raster.shape[-2])
+    assert_raster_equal(back, raster)
+
+
+def test_several_whole_chunks_take_the_fast_path_and_missing_ones_read_as_fill(tmp_path, monkeypatch):
+    gb = pyr.GeoBox.from_bounds((0, 0, 100, 90), 10, "EPSG:32631")
+    values = np.arange(90, dtype="int16").reshape(1, 9, 10) + 1
+    store = tmp_path / "s.zarr"
+    pyr.write_zarr(pyr.Raster(da.from_array(values, chunks=(1, 2, 3)), gb, nodata=-1), store)
+    (store / "band_data" / "0.1.1").unlink()  # rows 2:4, cols 3:6: zarr reads the fill value there
+    expected = zarr.open_array(store, path="band_data", mode="r")[...]
+    assert (expected[0, 2:4, 3:6] == -1).all()
+    calls = _spy(monkeypatch, "read_region")
+    back = pyr.read_zarr(store, chunks=(4, 6))  # 2 x 2 stored chunks per dask chunk, ragged edges
+    np.testing.assert_array_equal(back.data.compute(scheduler="sync"), expected)
+    assert len(calls) == 3 * 2
+    assert all(calls)
+    # A region that cuts through stored chunks is left to zarr-python.
+    calls.clear()
+    np.testing.assert_array_equal(pyr.read_zarr(store, chunks=(5, 5)).data.compute(scheduler="sync"), expected)
+    assert calls
+    assert not any(calls)
+
+
+@settings(max_examples=15, deadline=None)
+@given(cube=cubes(lazy=False, max_side=20, max_times=5), data=st.data())
+def test_cube_chunks_of_several_dates_are_the_bytes_zarr_writes(tmp_path_factory, cube, data):
+    # A Zarr chunk holds one date; a dask chunk of several dates writes several whole chunks.
+    spatial = data.draw(chunkings(cube.geobox.shape))
+    depth = data.draw(st.integers(1, cube.ntimes))
+    lazy = pyr.Cube(
+        da.from_array(cube.data, chunks=(depth, cube.count, *spatial)), cube.geobox, cube.nodata, cube.bands, cube.times
+    )
+    fast, slow = tmp_path_factory.mktemp("fast") / "c.zarr", tmp_path_factory.mktemp("slow") / "c.zarr"
+    pyr.write_zarr(lazy, fast)
+    real = _zarr_direct.write_region
+    try:
+        _zarr_direct.write_region = lambda *args: False
+        pyr.write_zarr(lazy, slow)
+    finally:
+        _zarr_direct.write_region = real
+    fast_files, slow_files = _files(fast), _files(slow)
+    assert set(slow_files) <= set(fast_files)
+    for name, content in slow_files.items():
+        assert fast_files[name] == content, name
+    back = pyr.read_zarr(fast, chunks=None)
+    np.testing.assert_array_equal(np.asarray(back.data), np.asarray(cube.data))

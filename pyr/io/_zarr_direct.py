@@ -7,8 +7,11 @@ chunk) that hand-off cost 0.6 s of a 2.3 s one-band pipeline at full size
 compressor and writes the chunk file itself (atomically: temporary file,
 then rename); reads decode the chunk file directly. The bytes are those
 zarr-python writes (tests/test_zarr_direct.py checks it), so every Zarr
-reader sees the same store. Anything else (v3, remote stores, filters,
-regions that are not one chunk, missing chunk files) goes through
+reader sees the same store. A region made of several whole chunks (a dask
+chunk larger than the Zarr chunks, as ``read_zarr(store, chunks=4096)`` or
+a cube chunk of several dates) is read or written chunk by chunk the same
+way. Anything else (v3, remote stores, filters, regions that cut through a
+chunk, a missing chunk file when the region is one chunk) goes through
 zarr-python.
 """
 
@@ -18,6 +21,7 @@ import json
 import os
 import threading
 import uuid
+from itertools import product
 from typing import Any
 
 import attrs
@@ -50,12 +54,35 @@ class ChunkFiles:
             index.append(str(s.start // c))
         return os.path.join(self.root, self.separator.join(index))
 
+    def pieces(self, region: tuple[slice, ...], shape: tuple[int, ...]) -> list[tuple[tuple[slice, ...], str]] | None:
+        """The chunks that make up ``region``: each one's slice of the region and its file.
 
-def _locate(url: str, name: str, region: tuple[slice, ...], fingerprint: str) -> tuple[ChunkFiles, str] | None:
-    """The array's chunk layout and the file of ``region``, when it is one chunk of a local v2 array."""
+        ``None`` unless the region starts on a chunk boundary on every axis
+        and ends on one or at the array's edge (whole chunks only).
+        """
+        axes = []
+        for s, c, n in zip(region, self.chunks, shape, strict=True):
+            if s.start % c or s.stop <= s.start or (s.stop % c and s.stop != n):
+                return None
+            axes.append(
+                [(str(o // c), slice(o - s.start, min(o + c, s.stop) - s.start)) for o in range(s.start, s.stop, c)]
+            )
+        return [
+            (tuple(sl for _, sl in combo), os.path.join(self.root, self.separator.join(i for i, _ in combo)))
+            for combo in product(*axes)
+        ]
+
+
+def _files_of(url: str, name: str, fingerprint: str) -> tuple[ChunkFiles, tuple[int, ...]] | None:
     found: tuple[ChunkFiles, tuple[int, ...]] | None = _FILES.get(
         (url, name, fingerprint), lambda: _load(os.path.join(url, name))
     )
+    return found
+
+
+def _locate(url: str, name: str, region: tuple[slice, ...], fingerprint: str) -> tuple[ChunkFiles, str] | None:
+    """The array's chunk layout and the file of ``region``, when it is one chunk of a local v2 array."""
+    found = _files_of(url, name, fingerprint)
     if found is None:
         return None
     files, shape = found
@@ -106,12 +133,23 @@ def _single_threaded_blosc() -> None:
 
 
 def write_region(url: str, name: str, region: tuple[slice, ...], block: np.ndarray, fingerprint: str) -> bool:
-    """Write ``block`` as one whole chunk; ``False`` when this path does not apply."""
+    """Write ``block`` as one or several whole chunks; ``False`` when this path does not apply."""
     located = _locate(url, name, region, fingerprint)
-    if located is None:
+    if located is not None:
+        files, path = located
+        _write_chunk(files, path, np.asarray(block, dtype=files.dtype))
+        return True
+    found = _files_of(url, name, fingerprint)
+    pieces = None if found is None else found[0].pieces(region, found[1])
+    if found is None or pieces is None:
         return False
-    files, path = located
-    data = np.asarray(block, dtype=files.dtype)
+    data = np.asarray(block, dtype=found[0].dtype)
+    for sub, piece_path in pieces:
+        _write_chunk(found[0], piece_path, data[sub])
+    return True
+
+
+def _write_chunk(files: ChunkFiles, path: str, data: np.ndarray) -> None:
     if data.shape != files.chunks:  # an edge chunk: v2 stores it padded with the fill value
         full = np.full(files.chunks, files.fill, dtype=files.dtype)
         full[tuple(slice(0, n) for n in data.shape)] = data
@@ -122,22 +160,46 @@ def write_region(url: str, name: str, region: tuple[slice, ...], block: np.ndarr
     with open(tmp, "wb") as f:
         f.write(encoded)
     os.replace(tmp, path)
-    return True
 
 
 def read_region(url: str, name: str, region: tuple[slice, ...], fingerprint: str) -> np.ndarray | None:
-    """Read one whole chunk; ``None`` when this path does not apply (or the chunk is missing).
+    """Read one or several whole chunks; ``None`` when this path does not apply (or one chunk is missing).
 
-    The chunk is decoded straight into the array that is returned, and the
-    compressed bytes go through a buffer this thread reuses: one fresh
+    A single chunk is decoded straight into the array that is returned, and
+    the compressed bytes go through a buffer this thread reuses: one fresh
     allocation per chunk instead of three: fresh pages are much of what a
     chunk read costs where the allocator hands large buffers back to the OS
-    (see pyr/_malloc.py).
+    (see pyr/_malloc.py). Several chunks are decoded one by one into a chunk
+    buffer this thread reuses, and copied into their place; a missing chunk
+    file is the fill value there (what zarr-python reads).
     """
     located = _locate(url, name, region, fingerprint)
-    if located is None:
+    if located is not None:
+        files, path = located
+        full = np.empty(files.chunks, dtype=files.dtype)
+        if not _decode_file(files, path, full):
+            return None
+        if all(s.stop - s.start == c for s, c in zip(region, files.chunks, strict=True)):
+            return full
+        return full[tuple(slice(0, s.stop - s.start) for s in region)].copy()  # an edge chunk: drop the padding
+    found = _files_of(url, name, fingerprint)
+    pieces = None if found is None else found[0].pieces(region, found[1])
+    if found is None or pieces is None:
         return None
-    files, path = located
+    files = found[0]
+    out = np.empty(tuple(s.stop - s.start for s in region), dtype=files.dtype)
+    scratch = _chunk_buffer(files)
+    for sub, path in pieces:
+        part = out[sub]
+        if _decode_file(files, path, scratch):
+            part[...] = scratch[tuple(slice(0, n) for n in part.shape)]
+        else:
+            part[...] = files.fill
+    return out
+
+
+def _decode_file(files: ChunkFiles, path: str, into: np.ndarray) -> bool:
+    """Decode the chunk file at ``path`` into ``into`` (a whole chunk); ``False`` if there is no file."""
     try:
         with open(path, "rb", buffering=0) as f:
             size = os.fstat(f.fileno()).st_size
@@ -146,12 +208,17 @@ def read_region(url: str, name: str, region: tuple[slice, ...], fingerprint: str
             while got < size and (n := f.readinto(raw[got:])):
                 got += n
     except FileNotFoundError:
-        return None
-    full = np.empty(files.chunks, dtype=files.dtype)
-    files.compressor.decode(raw[:got], out=full)
-    if all(s.stop - s.start == c for s, c in zip(region, files.chunks, strict=True)):
-        return full
-    return full[tuple(slice(0, s.stop - s.start) for s in region)].copy()  # an edge chunk: drop the padding
+        return False
+    files.compressor.decode(raw[:got], out=into)
+    return True
+
+
+def _chunk_buffer(files: ChunkFiles) -> np.ndarray:
+    """A whole-chunk array of ``files``' shape and dtype, reused by this thread."""
+    buf: np.ndarray | None = getattr(_BUFFERS, "chunk", None)
+    if buf is None or buf.shape != files.chunks or buf.dtype != files.dtype:
+        buf = _BUFFERS.chunk = np.empty(files.chunks, dtype=files.dtype)
+    return buf
 
 
 _BUFFERS = threading.local()
