@@ -12,7 +12,9 @@
   per-chunk functions, submitted as a plain dask graph (one task per chunk, a
   flat read-back: one task per chunk file and one sum) to whichever scheduler
   the run uses. Its ratio to the bound is what that scheduler costs a
-  minimal graph doing this work; a dask implementation cannot beat it there.
+  minimal graph doing this work with one task per 1024 x 1024 chunk.
+  ``bound-dask-K``: the same with K chunks per task, one after the other
+  (the write and the read-back), so a task holds one chunk at a time.
 
 The Zarr metadata is created with zarr-python (same codec, chunks, fill) so
 the stores are ordinary Zarr v2 arrays; only the chunk bytes bypass it.
@@ -247,16 +249,34 @@ def _tuned(func: Callable[..., Any], *args: Any) -> Any:
     return func(*args)
 
 
+def _each(func: Callable[..., Any], head: tuple[Any, ...], items: list[Any]) -> list[Any]:
+    """``func(*head, item)`` for each item in turn, in a tuned process (one task of ``bound-dask-K``)."""
+    return [_tuned(func, *head, item) for item in items]
+
+
+def _sum_each(root: str, dtype: str, keys: list[str]) -> float:
+    """The sum of these chunk files (one read-back task of ``bound-dask[-K]``)."""
+    return sum(_each(_chunk_sum, (root, dtype), keys))
+
+
 def _dask_write_and_read_back(
-    steps: Steps, chunk: Callable[[tuple[int, int, int, int, int, int]], str], windows: list[Any], root: str, dtype: str
+    job: Job,
+    steps: Steps,
+    chunk: Callable[[tuple[int, int, int, int, int, int]], str],
+    windows: list[Any],
+    root: str,
+    dtype: str,
 ) -> Steps:
-    """``bound-dask``: one task per chunk, then a flat read-back, on dask's current scheduler."""
+    """``bound-dask[-K]``: a task per K chunks, then a flat read-back, on dask's current scheduler."""
     import dask
 
-    writes = [dask.delayed(_tuned, pure=False)(chunk, win) for win in windows]
+    k = int(job.impl.rsplit("-", 1)[1]) if job.impl.startswith("bound-dask-") else 1
+    batches = [windows[i : i + k] for i in range(0, len(windows), k)]
+    writes = [dask.delayed(_each, pure=False)(chunk, (), b) for b in batches]
     keys = [f"0.{i}.{j}" for i, j, *_ in windows]
-    parts = [dask.delayed(_tuned, pure=False)(_chunk_sum, root, dtype, k) for k in keys]
-    return steps.write_and_read_back(dask.delayed(len)(writes), lambda: checksum(dask.delayed(sum)(parts).compute()))
+    parts = [dask.delayed(_sum_each, pure=False)(root, dtype, keys[i : i + k]) for i in range(0, len(keys), k)]
+    total = dask.delayed(sum)(parts)
+    return steps.write_and_read_back(dask.delayed(len)(writes), lambda: checksum(total.compute()))
 
 
 def band1_dask(job: Job) -> Steps:
@@ -264,7 +284,7 @@ def band1_dask(job: Job) -> Steps:
     steps = Steps()
     with steps.step("open"):
         path, root, nodata, windows = _band1_open(job)
-    return _dask_write_and_read_back(steps, partial(_band1_chunk, path, nodata, root), windows, root, "float32")
+    return _dask_write_and_read_back(job, steps, partial(_band1_chunk, path, nodata, root), windows, root, "float32")
 
 
 def fused_dask(job: Job) -> Steps:
@@ -273,7 +293,7 @@ def fused_dask(job: Job) -> Steps:
     with steps.step("open"):
         root, nodata, windows, dtype = _fused_open(job)
     chunk = partial(_fused_chunk, tuple(job.paths), job.pipeline, nodata, root)
-    return _dask_write_and_read_back(steps, chunk, windows, root, dtype)
+    return _dask_write_and_read_back(job, steps, chunk, windows, root, dtype)
 
 
 DASK_IMPLS: dict[str, Callable[[Job], Steps]] = {

@@ -3,7 +3,8 @@
 ``pyr`` uses the defaults a user gets (``chunks="auto"``); ``pyr-1024``
 passes ``chunks=1024`` (one COG tile per chunk, as the bounds use), ``pyr-2048``
 ``chunks=2048``. ``pyr-1024+direct`` etc. apply an experiment from
-:mod:`benchmarks.pipelines_pyr_experiments` first.
+:mod:`benchmarks.pipelines_pyr_experiments` first; ``pyr+read2048`` reads
+the store back with ``read_zarr(store, chunks=2048)``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,17 @@ def _chunks(job: Job) -> Any:
     return int(base.split("-")[1]) if "-" in base else "auto"
 
 
+def _read_back(job: Job, store: str) -> Any:
+    """The read-back's ``read_zarr`` chunks: the store's own, or N with ``+readN`` in the name."""
+    import pyr
+
+    chunks: Any = "auto"
+    for exp in job.impl.split("+")[1:]:
+        if exp.startswith("read") and exp[4:].isdigit():
+            chunks = int(exp[4:])
+    return lambda: dask_checksum(pyr.read_zarr(store, chunks=chunks).data)
+
+
 def band1(job: Job) -> Steps:
     import pyr
 
@@ -35,7 +47,7 @@ def band1(job: Job) -> Steps:
         out = pyr.rescale(raster, scale=SCALE, clip=(0, 1))
         delayed = pyr.write_zarr(out, store, compute=False)
     steps.extra["chunks"] = [int(c[0]) for c in raster.data.chunks[1:]]
-    return steps.write_and_read_back(delayed, lambda: dask_checksum(pyr.read_zarr(store).data))
+    return steps.write_and_read_back(delayed, _read_back(job, store))
 
 
 def reduction(job: Job) -> Steps:
@@ -51,7 +63,7 @@ def reduction(job: Job) -> Steps:
             raise Skip(f"pyr: {err}") from None
         delayed = pyr.write_zarr(out, store, compute=False)
     steps.extra["chunks"] = [int(c[0]) for c in cube.data.chunks[2:]]
-    return steps.write_and_read_back(delayed, lambda: dask_checksum(pyr.read_zarr(store).data))
+    return steps.write_and_read_back(delayed, _read_back(job, store))
 
 
 def http_read(job: Job) -> Steps:

@@ -14,6 +14,9 @@ An implementation name ``pyr-1024+direct`` runs ``pyr-1024`` with the
   local v2 array.
 * ``cache64``: ``GDAL_CACHEMAX=64`` (MB) in the worker: chunks are read once,
   so GDAL's block cache (5 % of RAM by default) only holds memory.
+* ``readN`` (e.g. ``pyr+read2048``): the read-back uses
+  ``read_zarr(store, chunks=N)`` instead of the store's own chunks (coarser
+  read tasks, docs/cluster-and-cloud.md).
 """
 
 from __future__ import annotations
@@ -73,6 +76,8 @@ def apply(name: str) -> None:
             _patch_direct()
         elif exp == "cache64":
             os.environ["GDAL_CACHEMAX"] = "64"
+        elif exp.startswith("read") and exp[4:].isdigit():
+            pass  # not a swap: pipelines_pyr reads the store back with read_zarr(store, chunks=N)
         else:
             raise ValueError(f"unknown experiment {exp!r}")
 

@@ -63,7 +63,7 @@ def _impl_table(job: Job) -> dict[str, Callable[[Job], Steps]]:
         from benchmarks import bounds
 
         return bounds.IMPLS
-    if job.impl == "bound-dask":
+    if job.impl == "bound-dask" or job.impl.startswith("bound-dask-"):
         from benchmarks import bounds
 
         return bounds.DASK_IMPLS
@@ -143,7 +143,8 @@ def _preimport(impl: str) -> None:
     import importlib
 
     family = "pyr" if impl.startswith("pyr") and not impl.startswith("pyramids") else impl.split("-")[0]
-    for mod in _IMPORTS.get(impl, _IMPORTS.get(family, ())):
+    key = "bound-dask" if impl.startswith("bound-dask") else impl
+    for mod in _IMPORTS.get(key, _IMPORTS.get(family, ())):
         importlib.import_module(mod)
 
 
