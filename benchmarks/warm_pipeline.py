@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--split-every",
         type=int,
-        help="the read-back's nansum with this split_every (default: dask's, a tree of 2 x 2 x 2 "
-        "partial sums for a (band, y, x) array)",
+        help="the read-back's nansum with this split_every (default: dask's, 4: a tree summing 2 x 2 "
+        "partial sums per task)",
     )
     p.add_argument(
         "--read-chunks", type=int, help="read_zarr(store, chunks=N) for the read-back (default: the store's)"
