@@ -546,3 +546,62 @@ def test_write_graph_is_one_task_per_chunk_that_reads_computes_and_writes(tmp_pa
     assert len(dict(delayed.__dask_graph__())) == nchunks + 2
     delayed.compute(scheduler="processes")
     assert_raster_equal(pyr.read_zarr(tmp_path / "out.zarr"), pyr.rescale(pyr.read(src), scale=1e-4))
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_compressor_choice_round_trips_and_xarray_reads_it(tmp_path, lazy):
+    import numcodecs
+    import xarray as xr
+
+    r = int_raster(lazy=lazy)
+    pyr.write_zarr(r, tmp_path / "zstd.zarr", compressor=numcodecs.Zstd(level=3))
+    meta = json.loads((tmp_path / "zstd.zarr" / "band_data" / ".zarray").read_text())
+    assert meta["compressor"] == {"id": "zstd", "level": 3}
+    assert_raster_equal(pyr.read_zarr(tmp_path / "zstd.zarr"), r)
+    opened = xr.open_zarr(tmp_path / "zstd.zarr", mask_and_scale=False)  # nodata stays -1
+    np.testing.assert_array_equal(opened["band_data"].values, np.asarray(r.data))
+    pyr.write_zarr(r, tmp_path / "raw.zarr", compressor=None)
+    assert json.loads((tmp_path / "raw.zarr" / "band_data" / ".zarray").read_text())["compressor"] is None
+    assert_raster_equal(pyr.read_zarr(tmp_path / "raw.zarr"), r)
+    default = json.loads(snapshot_of(pyr.write_zarr, r, tmp_path / "default.zarr")["band_data/.zarray"])
+    assert default["compressor"]["cname"] == "lz4"
+
+
+def snapshot_of(write, obj, store, **kw):
+    write(obj, store, **kw)
+    return snapshot(store)
+
+
+def test_compressor_v3_and_the_direct_path_match_zarr_python(tmp_path):
+    import numcodecs
+    from zarr.codecs import ZstdCodec
+
+    from pyr.io import _zarr_direct
+
+    r = int_raster(lazy=True)
+    pyr.write_zarr(r, tmp_path / "v3.zarr", zarr_format=3, compressor=ZstdCodec(level=3))
+    codecs = json.loads((tmp_path / "v3.zarr" / "band_data" / "zarr.json").read_text())["codecs"]
+    assert [c["name"] for c in codecs] == ["bytes", "zstd"]
+    assert_raster_equal(pyr.read_zarr(tmp_path / "v3.zarr"), r)
+    # v2 chunks written by pyr's direct path with a chosen codec are zarr-python's bytes
+    fast = snapshot_of(pyr.write_zarr, r, tmp_path / "fast.zarr", compressor=numcodecs.Zstd(level=3))
+    real = _zarr_direct.write_region
+    try:
+        _zarr_direct.write_region = lambda *args: False
+        slow = snapshot_of(pyr.write_zarr, r, tmp_path / "slow.zarr", compressor=numcodecs.Zstd(level=3))
+    finally:
+        _zarr_direct.write_region = real
+    assert fast == slow
+
+
+def test_compressor_errors(tmp_path):
+    from zarr.codecs import ZstdCodec
+
+    r = int_raster()
+    with pytest.raises(InvalidArgument, match="compressor='zstd'"):
+        pyr.write_zarr(r, tmp_path / "a.zarr", compressor="zstd", compute=False)
+    with pytest.raises(InvalidArgument, match=r"compressor=ZstdCodec.*zarr_format=2"):
+        pyr.write_zarr(r, tmp_path / "b.zarr", compressor=ZstdCodec(level=3), compute=False)
+    with pytest.raises(InvalidArgument, match="mode='a'"):
+        pyr.write_zarr(_cube(), tmp_path / "c.zarr", mode="a", compressor=None)
+    assert not any(tmp_path.iterdir())  # nothing was written

@@ -49,13 +49,30 @@ class Layout:
     geobox: GeoBox
     times: tuple[int, ...] | None
     zarr_format: int
+    # "auto" (pyr's default codec), None (no compression) or a codec given to zarr-python's
+    # ``create_array(compressors=...)``; compared by its config (see ``compressor_key``)
+    compressor: Any = attrs.field(default="auto", eq=False)
+
+    @property
+    def compressor_key(self) -> str:
+        """A stable text for the compressor choice (it goes into the write graph's token)."""
+        c = self.compressor
+        if c is None or isinstance(c, str):
+            return repr(c)
+        for method in ("get_config", "to_dict"):  # numcodecs codecs; zarr v3 codecs
+            if hasattr(c, method):
+                return repr(sorted(getattr(c, method)().items()))
+        return repr(c)
 
     @property
     def dims(self) -> tuple[str, ...]:
         return ("time", "band", "y", "x") if self.kind == "cube" else ("band", "y", "x")
 
 
-def _compressor(zarr_format: int) -> Any:
+def _compressor(zarr_format: int, choice: Any = "auto") -> Any:
+    """The default codec for ``choice="auto"``, else ``choice`` itself (``None``: no compression)."""
+    if not (isinstance(choice, str) and choice == "auto"):
+        return choice
     # LZ4 through Blosc with byte shuffle (zarr v2's own default compressor):
     # measured by benchmarks/codecs.py on 1024 x 1024 chunks of Sentinel-2 B04,
     # one thread, two runs, per 4 MiB of float32 reflectance: encode 0.9-1.4 ms
@@ -148,7 +165,7 @@ def create_arrays(group: Any, layout: Layout) -> None:
         chunks=layout.chunks,
         dtype=layout.dtype,
         fill_value=fill,
-        compressors=_compressor(fmt),
+        compressors=_compressor(fmt, layout.compressor),
         attributes=attrs_with_dims(data_attrs, dims),
         **dims_kw(dims),
     )
@@ -213,7 +230,7 @@ def pyr_attrs(layout: Layout, complete: bool) -> dict[str, Any]:
     return {"version": FORMAT_VERSION, "complete": complete, "kind": layout.kind, "name": layout.name}
 
 
-def layout_of(obj: Raster | Cube, name: str, zarr_format: int) -> Layout:
+def layout_of(obj: Raster | Cube, name: str, zarr_format: int, compressor: Any = "auto") -> Layout:
     if not obj.geobox.is_axis_aligned:
         raise InvalidArgument(
             "write_zarr needs an axis-aligned grid (CF x/y coordinates); this raster's transform is "
@@ -246,6 +263,7 @@ def layout_of(obj: Raster | Cube, name: str, zarr_format: int) -> Layout:
         geobox=obj.geobox,
         times=times,
         zarr_format=zarr_format,
+        compressor=compressor,
     )
 
 

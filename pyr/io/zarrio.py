@@ -180,6 +180,7 @@ def write_zarr_impl(
     zarr_format: int = 2,
     name: str | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    compressor: Any = "auto",
 ) -> Any:
     if not isinstance(obj, Raster | Cube):
         raise InvalidArgument(f"write_zarr expects a Raster or Cube, not {type(obj).__name__}.")
@@ -196,8 +197,19 @@ def write_zarr_impl(
     if mode == "a":
         from pyr.io.zarr_append import append_graph
 
+        if not (isinstance(compressor, str) and compressor == "auto"):
+            raise InvalidArgument(
+                f"compressor={compressor!r} with mode='a': appended chunks use the store's own codec; "
+                "leave compressor at 'auto'."
+            )
+
         return append_graph(obj, target, name=name, compute=compute)
-    layout = layout_of(obj, name, zarr_format)
+    if isinstance(compressor, str) and compressor != "auto":
+        raise InvalidArgument(
+            f"compressor={compressor!r}: expected 'auto', None or a codec object "
+            "(numcodecs for zarr_format=2, e.g. numcodecs.Zstd(level=3); zarr.codecs for 3)."
+        )
+    layout = layout_of(obj, name, zarr_format, compressor)
     if not compute:
         return _write_graph(obj, target, layout, mode)
     if mode == "w-" and target.exists():
@@ -213,7 +225,7 @@ def _write_graph(obj: Raster | Cube, target: Target, layout: Layout, mode: str) 
     from dask.highlevelgraph import HighLevelGraph
 
     data = obj.data if is_dask(obj.data) else da.from_array(obj.data, chunks=layout.chunks)
-    token = tokenize(data, target, layout, mode)
+    token = tokenize(data, target, layout, layout.compressor_key, mode)
     init_key = f"pyr-zarr-init-{token}"
     write_name = f"pyr-zarr-write-{token}"
     final_key = f"pyr-zarr-final-{token}"
@@ -223,9 +235,20 @@ def _write_graph(obj: Raster | Cube, target: Target, layout: Layout, mode: str) 
         # the old one, then swap (local) or copy it into place (URL) in finalize_store.
         publish_to = target
         target = attrs.evolve(target, url=f"{target.url.rstrip('/')}.pyr-staging-{token[:16]}")
-    # A local store's metadata is made here, in memory, so the init and final tasks (on
-    # the critical path of every write) only write files.
-    files = store_files(layout) if target.is_local else None
+    # A store's metadata is made here, in memory (which also checks the compressor
+    # before anything runs); for a local store the init and final tasks (on the
+    # critical path of every write) then only write these files.
+    files: StoreFiles | None
+    try:
+        files = store_files(layout)
+    except Exception as err:
+        if layout.compressor is None or isinstance(layout.compressor, str):
+            raise
+        raise InvalidArgument(
+            f"compressor={layout.compressor!r} cannot be used with zarr_format={layout.zarr_format}: {err}"
+        ) from None
+    if not target.is_local:
+        files = None
     dsk: dict[Any, Any] = {init_key: (init_store, target, layout, mode, files)}
     offsets = [np.cumsum((0, *c)) for c in data.chunks]
     write_keys = []
@@ -380,6 +403,7 @@ def write_zarr(
     zarr_format: int = 2,
     name: str | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    compressor: Any = "auto",
 ) -> Any:
     """Write a ``Raster`` or ``Cube`` to a CF-compatible Zarr store, chunk-parallel.
 
@@ -410,6 +434,15 @@ def write_zarr(
         The data variable's name (default ``"band_data"``, as rioxarray).
     storage_options
         fsspec options for URL stores (credentials never reach the metadata).
+    compressor
+        The data variable's codec. ``"auto"``: Blosc LZ4 with byte shuffle,
+        chosen for encode and decode speed (docs/design.md, "Why Blosc
+        LZ4"); ``None``: uncompressed; or a codec object as zarr-python's
+        ``create_array(compressors=...)`` takes it: numcodecs for
+        ``zarr_format=2`` (``numcodecs.Zstd(level=3)`` packs Sentinel-2 data
+        smaller but encodes several times slower), ``zarr.codecs`` for 3.
+        Checked when the graph is built (:class:`~pyr.errors.InvalidArgument`).
+        Not allowed with ``mode="a"``, which keeps the store's codec.
 
     Examples
     --------
@@ -423,7 +456,14 @@ def write_zarr(
     array([[[1, 2, 3]]], dtype=uint16)
     """
     return write_zarr_impl(
-        obj, store, compute=compute, mode=mode, zarr_format=zarr_format, name=name, storage_options=storage_options
+        obj,
+        store,
+        compute=compute,
+        mode=mode,
+        zarr_format=zarr_format,
+        name=name,
+        storage_options=storage_options,
+        compressor=compressor,
     )
 
 
