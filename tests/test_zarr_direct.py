@@ -24,17 +24,14 @@ def _files(store) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in root.iterdir() if not p.name.startswith(".")}
 
 
-@settings(max_examples=20)
-@given(raster=rasters(lazy=False, max_side=30), data=st.data())
-def test_direct_chunks_are_the_bytes_zarr_writes(tmp_path_factory, raster, data):
-    chunks = data.draw(chunkings(raster.shape))
-    lazy = pyr.Raster(da.from_array(raster.data, chunks=chunks), raster.geobox, raster.nodata, raster.bands)
+def _fast_and_slow(obj, tmp_path_factory):
+    """Write ``obj`` with the fast path and with zarr-python alone; check the chunk files agree."""
     fast, slow = tmp_path_factory.mktemp("fast") / "s.zarr", tmp_path_factory.mktemp("slow") / "s.zarr"
-    pyr.write_zarr(lazy, fast)
+    pyr.write_zarr(obj, fast)
     real = _zarr_direct.write_region
     try:
         _zarr_direct.write_region = lambda *args: False  # zarr-python writes every chunk
-        pyr.write_zarr(lazy, slow)
+        pyr.write_zarr(obj, slow)
     finally:
         _zarr_direct.write_region = real
     fast_files, slow_files = _files(fast), _files(slow)
@@ -42,6 +39,15 @@ def test_direct_chunks_are_the_bytes_zarr_writes(tmp_path_factory, raster, data)
     assert set(slow_files) <= set(fast_files)
     for name, content in slow_files.items():
         assert fast_files[name] == content, name
+    return fast, slow
+
+
+@settings(max_examples=20)
+@given(raster=rasters(lazy=False, max_side=30), data=st.data())
+def test_direct_chunks_are_the_bytes_zarr_writes(tmp_path_factory, raster, data):
+    chunks = data.draw(chunkings(raster.shape))
+    lazy = pyr.Raster(da.from_array(raster.data, chunks=chunks), raster.geobox, raster.nodata, raster.bands)
+    fast, slow = _fast_and_slow(lazy, tmp_path_factory)
     # Both stores read the same, through zarr-python and through the fast path.
     expected = zarr.open_array(slow, path="band_data", mode="r")[...]
     np.testing.assert_array_equal(zarr.open_array(fast, path="band_data", mode="r")[...], expected)
@@ -145,17 +151,6 @@ def test_cube_chunks_of_several_dates_are_the_bytes_zarr_writes(tmp_path_factory
     lazy = pyr.Cube(
         da.from_array(cube.data, chunks=(depth, cube.count, *spatial)), cube.geobox, cube.nodata, cube.bands, cube.times
     )
-    fast, slow = tmp_path_factory.mktemp("fast") / "c.zarr", tmp_path_factory.mktemp("slow") / "c.zarr"
-    pyr.write_zarr(lazy, fast)
-    real = _zarr_direct.write_region
-    try:
-        _zarr_direct.write_region = lambda *args: False
-        pyr.write_zarr(lazy, slow)
-    finally:
-        _zarr_direct.write_region = real
-    fast_files, slow_files = _files(fast), _files(slow)
-    assert set(slow_files) <= set(fast_files)
-    for name, content in slow_files.items():
-        assert fast_files[name] == content, name
+    fast, _ = _fast_and_slow(lazy, tmp_path_factory)
     back = pyr.read_zarr(fast, chunks=None)
     np.testing.assert_array_equal(np.asarray(back.data), np.asarray(cube.data))
