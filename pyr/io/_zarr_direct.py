@@ -29,7 +29,7 @@ import numpy as np
 
 from pyr._cache import ThreadCache
 
-__all__ = ["read_region", "write_region"]
+__all__ = ["put_file", "read_region", "write_region"]
 
 _FILES = ThreadCache(maxsize=32)
 
@@ -74,10 +74,8 @@ class ChunkFiles:
 
 
 def _files_of(url: str, name: str, fingerprint: str) -> tuple[ChunkFiles, tuple[int, ...]] | None:
-    found: tuple[ChunkFiles, tuple[int, ...]] | None = _FILES.get(
-        (url, name, fingerprint), lambda: _load(os.path.join(url, name))
-    )
-    return found
+    """The chunk layout and shape of the array ``name`` (``None`` unless a local v2 array), cached per thread."""
+    return _FILES.get((url, name, fingerprint), lambda: _load(os.path.join(url, name)))  # type: ignore[no-any-return]
 
 
 def _locate(url: str, name: str, region: tuple[slice, ...], fingerprint: str) -> tuple[ChunkFiles, str] | None:
@@ -154,11 +152,15 @@ def _write_chunk(files: ChunkFiles, path: str, data: np.ndarray) -> None:
         full = np.full(files.chunks, files.fill, dtype=files.dtype)
         full[tuple(slice(0, n) for n in data.shape)] = data
         data = full
-    encoded = files.compressor.encode(np.ascontiguousarray(data))
+    put_file(path, files.compressor.encode(np.ascontiguousarray(data)))
+
+
+def put_file(path: str, data: Any) -> None:
+    """Write ``data`` to ``path`` whole or not at all (a temporary name, then a rename)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.{uuid.uuid4().hex}.partial"
     with open(tmp, "wb") as f:
-        f.write(encoded)
+        f.write(data)
     os.replace(tmp, path)
 
 

@@ -87,17 +87,8 @@ def write_chunk(
 
 def _put_files(root: str, files: tuple[tuple[str, bytes], ...]) -> None:
     """Write store objects under a local directory, in order, each whole or not at all."""
-    made: set[str] = set()
     for key, data in files:
-        path = os.path.join(root, *key.split("/"))
-        parent = os.path.dirname(path)
-        if parent not in made:
-            os.makedirs(parent, exist_ok=True)
-            made.add(parent)
-        tmp = f"{path}.pyr-tmp-{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        _zarr_direct.put_file(os.path.join(root, *key.split("/")), data)
 
 
 def finalize_store(
