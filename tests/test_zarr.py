@@ -605,3 +605,52 @@ def test_compressor_errors(tmp_path):
     with pytest.raises(InvalidArgument, match="mode='a'"):
         pyr.write_zarr(_cube(), tmp_path / "c.zarr", mode="a", compressor=None)
     assert not any(tmp_path.iterdir())  # nothing was written
+
+
+def _objects(store) -> dict[str, bytes]:
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync
+
+    async def read_all():
+        return {k: (await store.get(k, prototype=default_buffer_prototype())).to_bytes() async for k in store.list()}
+
+    return sync(read_all())
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads"])
+def test_mode_w_on_a_store_object_keeps_the_old_store_when_it_fails(monkeypatch, scheduler):
+    # SPEC: no failure deletes data that existed before the call, for store objects too:
+    # the new store is staged under a prefix inside the store object and moved to its root.
+    store = zarr.storage.MemoryStore()
+    old = int_raster()
+    pyr.write_zarr(old, store)
+    before = _objects(store)
+    fail_chunk_write_at(monkeypatch, row=0, col=0)
+    new = int_raster(GEO, count=1, nodata=None, lazy=True)
+    with pytest.raises(OSError, match="on purpose"), dask.config.set(scheduler=scheduler):
+        pyr.write_zarr(new, store, mode="w")
+    after = _objects(store)
+    assert {k: v for k, v in after.items() if not k.startswith(".pyr-staging-")} == before
+    assert_raster_equal(pyr.read_zarr(store), old)
+    monkeypatch.undo()
+    with dask.config.set(scheduler=scheduler):
+        pyr.write_zarr(new, store, mode="w")
+    assert_raster_equal(pyr.read_zarr(store), new)
+    assert not [k for k in _objects(store) if k.startswith(".pyr-staging-")]  # the retry reused and removed it
+    assert "band_data" in zarr.open_group(store, mode="r")
+    assert zarr.open_group(store, mode="r").attrs["pyr"]["complete"] is True
+
+
+def test_mode_w_on_a_fresh_store_object_and_v3():
+    for fmt in (2, 3):
+        store = zarr.storage.MemoryStore()
+        r = int_raster(lazy=True)
+        pyr.write_zarr(r, store, mode="w", zarr_format=fmt)
+        assert_raster_equal(pyr.read_zarr(store), r)
+        assert not [k for k in _objects(store) if k.startswith(".pyr-staging-")]
+        cube = _cube()
+        pyr.write_zarr(cube, store, mode="w", zarr_format=fmt)  # replace a raster store by a cube store
+        back = pyr.read_zarr(store)
+        assert isinstance(back, pyr.Cube)
+        np.testing.assert_array_equal(np.asarray(back.data), np.asarray(cube.data))
+        assert "x" in zarr.open_group(store, mode="r")

@@ -33,6 +33,9 @@ class Target:
     # compared and hashed by repr: options may nest dicts (s3fs's client_kwargs)
     storage_options: tuple[tuple[str, Any], ...] = attrs.field(default=(), eq=repr)
     store: Any = attrs.field(default=None, eq=False)  # an in-process zarr store object
+    # with ``store``: a prefix inside it where the group lives ("" = the store's root); used
+    # to stage a replacement (mode="w") beside the old store's objects
+    path: str = ""
 
     @classmethod
     def of(cls, store: Any, storage_options: Mapping[str, Any] | None) -> Target:
@@ -54,6 +57,10 @@ class Target:
     def zarr_store(self, *, read_only: bool = False) -> Any:
         """A zarr store object for this target."""
         if self.store is not None:
+            if self.path:
+                from zarr.storage import StorePath
+
+                return StorePath(self.store, self.path)
             return self.store
         if self.is_local:
             from zarr.storage import LocalStore
@@ -84,7 +91,8 @@ class Target:
         return f"Target({display_name(self.url)!r})"
 
     def __dask_tokenize__(self) -> object:
-        return ("pyr.Target", self.url, repr(self.storage_options), id(self.store) if self.store is not None else None)
+        store = id(self.store) if self.store is not None else None
+        return ("pyr.Target", self.url, repr(self.storage_options), store, self.path)
 
 
 def cached_array(target: Target, name: str, fingerprint: str) -> Any:

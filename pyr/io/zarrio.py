@@ -119,6 +119,8 @@ def finalize_store(
             zarr.consolidate_metadata(target.zarr_store())
     if publish_to is not None and publish_to.is_local:
         _swap_directories(target.url, publish_to.url)
+    elif publish_to is not None and publish_to.store is not None:
+        _publish_inside(target, publish_to)
     elif publish_to is not None:
         _publish_remote(target, publish_to)
 
@@ -148,6 +150,45 @@ def _publish_remote(staged: Target, final: Target) -> None:
         if batch:
             fs.copy(batch, [dst + f[len(src) :] for f in batch])
     fs.rm(src, recursive=True)
+
+
+#: Where ``mode="w"`` stages a new store inside a zarr store object.
+STAGING_PREFIX = ".pyr-staging-"
+
+
+def _can_stage_inside(store: Any) -> bool:
+    """Whether a zarr store object can hold a staged store beside the old one and move it."""
+    return bool(getattr(store, "supports_listing", False) and getattr(store, "supports_deletes", False))
+
+
+def _publish_inside(staged: Target, final: Target) -> None:
+    """Replace the store at the root of a store object by the complete one staged under ``staged.path``.
+
+    Like :func:`_publish_remote`: the old store's objects are deleted (root
+    metadata first, so a cut-short delete leaves no readable group), the new
+    ones copied to the root (root metadata last), then the staged ones deleted.
+    A failure during the copy leaves the complete new store under the prefix.
+    """
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync
+
+    store, prefix = final.store, staged.path + "/"
+
+    async def move() -> None:
+        keys = [k async for k in store.list()]
+        old = [k for k in keys if not k.startswith(STAGING_PREFIX)]
+        new = [k for k in keys if k.startswith(prefix)]
+        for key in sorted(old, key=lambda k: k not in _ROOT_METADATA):
+            await store.delete(key)
+        proto = default_buffer_prototype()
+        for key in sorted(new, key=lambda k: k[len(prefix) :] in _ROOT_METADATA):
+            value = await store.get(key, prototype=proto)
+            if value is not None:
+                await store.set(key[len(prefix) :], value)
+        for key in new:
+            await store.delete(key)
+
+    sync(move())
 
 
 def _swap_directories(new: str, final: str) -> None:
@@ -226,6 +267,10 @@ def _write_graph(obj: Raster | Cube, target: Target, layout: Layout, mode: str) 
         # the old one, then swap (local) or copy it into place (URL) in finalize_store.
         publish_to = target
         target = attrs.evolve(target, url=f"{target.url.rstrip('/')}.pyr-staging-{token[:16]}")
+    elif mode == "w" and _can_stage_inside(target.store):
+        # A store object: the new store is written under a prefix inside it, then moved to the root.
+        publish_to = target
+        target = attrs.evolve(target, path=f"{STAGING_PREFIX}{token[:16]}")
     # A store's metadata is made here, in memory (which also checks the compressor
     # before anything runs); for a local store the init and final tasks (on the
     # critical path of every write) then only write these files.
@@ -417,8 +462,10 @@ def write_zarr(
         swapped in by renames; on an object store the old store is deleted and
         the new one copied into place (root metadata last), so a failure
         during the write keeps the old store, and a failure during the copy
-        keeps the new one under the staging prefix. A zarr store object is
-        overwritten in place.
+        keeps the new one under the staging prefix. A zarr store object
+        (that can list and delete, as zarr's own stores) stages the new store
+        under a ``.pyr-staging-<token>`` prefix inside it and moves it to the
+        root the same way; one that cannot is overwritten in place.
     zarr_format
         2 (default: GDAL reads it) or 3.
     name
