@@ -28,7 +28,7 @@ from benchmarks.pipelines_common import Job, Steps
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-SCHEDULERS = ("threads", "processes", "processes-fresh", "distributed")
+SCHEDULERS = ("threads", "processes", "processes-fresh", "distributed", "distributed-unqueued")
 DASK_IMPLS = ("bound-dask", "pyr", "pyr-1024", "rioxarray", "rioxarray-nolock", "pyramids")
 PIPELINES: dict[str, tuple[str, ...]] = {
     # name -> implementations besides "bound" (those run under every scheduler)
@@ -170,8 +170,11 @@ def _setup_scheduler(name: str) -> Any:
         )
         dask.config.set(scheduler="processes", num_workers=2, pool=pool)
         return pool
-    if name == "distributed":
+    if name in ("distributed", "distributed-unqueued"):
         from distributed import Client, LocalCluster
+
+        if name == "distributed-unqueued":  # every ready task goes to a worker at once (no root-task queue)
+            dask.config.set({"distributed.scheduler.worker-saturation": float("inf")})
 
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
         return Client(cluster), cluster
@@ -430,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
         "--schedulers",
         default="threads",
         help="comma list of threads, processes (one warmed pool given to dask), processes-fresh (dask's new pool "
-        "per compute), distributed (a LocalCluster of 2 worker processes)",
+        "per compute), distributed (a LocalCluster of 2 worker processes), distributed-unqueued (the same with "
+        "distributed.scheduler.worker-saturation: inf)",
     )
     p.add_argument("--repeat", type=int, default=2)
     p.add_argument("--timeout", type=float, help="seconds per run (default 180 small, 300 full)")
