@@ -45,15 +45,6 @@ class ChunkFiles:
     compressor: Any
     separator: str
 
-    def path(self, region: tuple[slice, ...], shape: tuple[int, ...]) -> str | None:
-        """The chunk file holding exactly ``region`` (``None`` if it is not one chunk)."""
-        index = []
-        for s, c, n in zip(region, self.chunks, shape, strict=True):
-            if s.start % c or s.stop - s.start != min(c, n - s.start):
-                return None
-            index.append(str(s.start // c))
-        return os.path.join(self.root, self.separator.join(index))
-
     def pieces(self, region: tuple[slice, ...], shape: tuple[int, ...]) -> list[tuple[tuple[slice, ...], str]] | None:
         """The chunks that make up ``region``: each one's slice of the region and its file.
 
@@ -73,19 +64,18 @@ class ChunkFiles:
         ]
 
 
-def _files_of(url: str, name: str, fingerprint: str) -> tuple[ChunkFiles, tuple[int, ...]] | None:
-    """The chunk layout and shape of the array ``name`` (``None`` unless a local v2 array), cached per thread."""
-    return _FILES.get((url, name, fingerprint), lambda: _load(os.path.join(url, name)))  # type: ignore[no-any-return]
-
-
-def _locate(url: str, name: str, region: tuple[slice, ...], fingerprint: str) -> tuple[ChunkFiles, str] | None:
-    """The array's chunk layout and the file of ``region``, when it is one chunk of a local v2 array."""
-    found = _files_of(url, name, fingerprint)
+def _pieces(
+    url: str, name: str, region: tuple[slice, ...], fingerprint: str
+) -> tuple[ChunkFiles, list[tuple[tuple[slice, ...], str]]] | None:
+    """The array's chunk layout and the whole chunks making up ``region``, for a local v2 array."""
+    found: tuple[ChunkFiles, tuple[int, ...]] | None = _FILES.get(
+        (url, name, fingerprint), lambda: _load(os.path.join(url, name))
+    )
     if found is None:
         return None
     files, shape = found
-    path = files.path(region, shape)
-    return None if path is None else (files, path)
+    pieces = files.pieces(region, shape)
+    return None if pieces is None else (files, pieces)
 
 
 def _load(root: str) -> tuple[ChunkFiles, tuple[int, ...]] | None:
@@ -132,18 +122,13 @@ def _single_threaded_blosc() -> None:
 
 def write_region(url: str, name: str, region: tuple[slice, ...], block: np.ndarray, fingerprint: str) -> bool:
     """Write ``block`` as one or several whole chunks; ``False`` when this path does not apply."""
-    located = _locate(url, name, region, fingerprint)
-    if located is not None:
-        files, path = located
-        _write_chunk(files, path, np.asarray(block, dtype=files.dtype))
-        return True
-    found = _files_of(url, name, fingerprint)
-    pieces = None if found is None else found[0].pieces(region, found[1])
-    if found is None or pieces is None:
+    located = _pieces(url, name, region, fingerprint)
+    if located is None:
         return False
-    data = np.asarray(block, dtype=found[0].dtype)
-    for sub, piece_path in pieces:
-        _write_chunk(found[0], piece_path, data[sub])
+    files, pieces = located
+    data = np.asarray(block, dtype=files.dtype)
+    for sub, path in pieces:
+        _write_chunk(files, path, data[sub])
     return True
 
 
@@ -175,20 +160,18 @@ def read_region(url: str, name: str, region: tuple[slice, ...], fingerprint: str
     buffer this thread reuses, and copied into their place; a missing chunk
     file is the fill value there (what zarr-python reads).
     """
-    located = _locate(url, name, region, fingerprint)
-    if located is not None:
-        files, path = located
+    located = _pieces(url, name, region, fingerprint)
+    if located is None:
+        return None
+    files, pieces = located
+    if len(pieces) == 1:
+        path = pieces[0][1]
         full = np.empty(files.chunks, dtype=files.dtype)
         if not _decode_file(files, path, full):
             return None
         if all(s.stop - s.start == c for s, c in zip(region, files.chunks, strict=True)):
             return full
         return full[tuple(slice(0, s.stop - s.start) for s in region)].copy()  # an edge chunk: drop the padding
-    found = _files_of(url, name, fingerprint)
-    pieces = None if found is None else found[0].pieces(region, found[1])
-    if found is None or pieces is None:
-        return None
-    files = found[0]
     out = np.empty(tuple(s.stop - s.start for s in region), dtype=files.dtype)
     scratch = _chunk_buffer(files)
     for sub, path in pieces:
