@@ -271,18 +271,20 @@ def _write_graph(obj: Raster | Cube, target: Target, layout: Layout, mode: str) 
         # A store object: the new store is written under a prefix inside it, then moved to the root.
         publish_to = target
         target = attrs.evolve(target, path=f"{STAGING_PREFIX}{token[:16]}")
-    # A store's metadata is made here, in memory (which also checks the compressor
-    # before anything runs); for a local store the init and final tasks (on the
-    # critical path of every write) then only write these files.
-    files: StoreFiles | None
-    try:
-        files = store_files(layout)
-    except Exception as err:
-        if layout.compressor is None or isinstance(layout.compressor, str):
-            raise
-        raise InvalidArgument(
-            f"compressor={layout.compressor!r} cannot be used with zarr_format={layout.zarr_format}: {err}"
-        ) from None
+    # A local store's metadata is made here, in memory, so the init and final tasks (on
+    # the critical path of every write) only write files. Made for any store when a codec
+    # object was given: that checks it before anything runs.
+    given_codec = layout.compressor is not None and not isinstance(layout.compressor, str)
+    files: StoreFiles | None = None
+    if target.is_local or given_codec:
+        try:
+            files = store_files(layout)
+        except Exception as err:
+            if not given_codec:
+                raise
+            raise InvalidArgument(
+                f"compressor={layout.compressor!r} cannot be used with zarr_format={layout.zarr_format}: {err}"
+            ) from None
     if not target.is_local:
         files = None
     dsk: dict[Any, Any] = {init_key: (init_store, target, layout, mode, files)}
