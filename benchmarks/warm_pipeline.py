@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -53,16 +54,21 @@ def main(argv: list[str] | None = None) -> None:
     handle = _setup_scheduler(args.scheduler)
     try:
         me = psutil.Process()
-        workers = [c for c in me.children(recursive=True) if "spawn" in " ".join(c.cmdline())]
-        print(f"# {args.scheduler}: worker pids {[w.pid for w in workers]}", flush=True)
+        seen: list[int] = []
 
-        def cpu() -> list[float]:
-            return [sum(p.cpu_times()[:2]) for p in (me, *workers)]
+        def cpu(procs: list[Any]) -> list[float]:
+            return [sum(p.cpu_times()[:2]) for p in procs]
 
         for i in range(args.runs):
+            # a process pool starts its workers on first use: look for them before every run
+            workers = [c for c in me.children(recursive=True) if "spawn" in " ".join(c.cmdline())]
+            if [w.pid for w in workers] != seen:
+                seen = [w.pid for w in workers]
+                print(f"# {args.scheduler}: worker pids {seen}", flush=True)
+            procs = [me, *workers]
             out = tempfile.mkdtemp(prefix="pyr-warm-", dir=os.environ.get("PYR_BENCH_TMP"))
             store = str(Path(out) / "band1.zarr")
-            c0 = cpu()
+            c0 = cpu(procs)
             t0 = time.perf_counter()
             raster = pyr.rescale(pyr.read(src, chunks="auto"), scale=SCALE, clip=(0, 1))
             dask.compute(pyr.write_zarr(raster, store, compute=False))
@@ -75,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
                 ).compute()
             )
             t2 = time.perf_counter()
-            used = [round(b - a, 2) for a, b in zip(c0, cpu(), strict=True)]
+            used = [round(b - a, 2) for a, b in zip(c0, cpu(procs), strict=True)]
             print(
                 f"run {i}: write {t1 - t0:.2f} s, read back {t2 - t1:.2f} s; CPU s: this process {used[0]}, "
                 f"workers {used[1:]}",
