@@ -23,7 +23,9 @@ __all__ = [
     "FORMAT_VERSION",
     "Layout",
     "StoreFiles",
+    "complete_store",
     "create_arrays",
+    "create_store",
     "layout_of",
     "pyr_attrs",
     "store_files",
@@ -195,18 +197,34 @@ _ROOT_FIRST = {".zattrs": 0, "zarr.json": 0, ".zgroup": 1}
 def store_files(layout: Layout) -> StoreFiles:
     """Build the store described by ``layout`` in memory and return its files (no pixels).
 
-    The same zarr-python calls as a direct write (:func:`create_arrays`), so
+    The same zarr-python calls as a direct write (:func:`create_store`,
+    :func:`complete_store`), so
     a store written from these bytes is the store zarr-python would write; a
     local write then costs a few file writes on the workers instead of
     zarr-python's event loop (measured in docs/benchmarks.md).
     """
-    import warnings
-
-    import zarr
     from zarr.storage import MemoryStore
 
     objects: dict[str, Any] = {}
     store = MemoryStore(objects)
+    create_store(store, layout)
+    init = {k: v.to_bytes() for k, v in objects.items()}
+    complete_store(store, layout)
+    final = {k: v.to_bytes() for k, v in objects.items() if init.get(k) != v.to_bytes()}
+    if ".zmetadata" in final:  # v2: the complete marker lands before the consolidated metadata
+        final = {k: final[k] for k in sorted(final, key=lambda k: k == ".zmetadata")}
+    ordered = sorted(init.items(), key=lambda kv: _ROOT_FIRST.get(kv[0], 2))
+    return StoreFiles(tuple(ordered), tuple(final.items()))
+
+
+def create_store(store: Any, layout: Layout) -> None:
+    """Create the group and its arrays in a zarr store, marked incomplete (no pixels).
+
+    The "incomplete" marker is part of the group's first metadata write, so a
+    reader never sees this group without it.
+    """
+    import zarr
+
     group = zarr.open_group(
         store,
         mode="w",
@@ -214,16 +232,21 @@ def store_files(layout: Layout) -> StoreFiles:
         attributes={"pyr": pyr_attrs(layout, complete=False)},
     )
     create_arrays(group, layout)
-    init = {k: v.to_bytes() for k, v in objects.items()}
+
+
+def complete_store(store: Any, layout: Layout) -> None:
+    """Mark the group in a zarr store complete and consolidate its metadata."""
+    import warnings
+
+    import zarr
+
+    group = zarr.open_group(store, mode="r+")
     group.attrs.update({"pyr": pyr_attrs(layout, complete=True)})
     with warnings.catch_warnings():
+        # zarr-python warns that consolidated metadata is not (yet) in the v3 spec;
+        # xarray and zarr-python read it, which is what it is written for.
         warnings.filterwarnings("ignore", "Consolidated metadata", category=UserWarning)
         zarr.consolidate_metadata(store)
-    final = {k: v.to_bytes() for k, v in objects.items() if init.get(k) != v.to_bytes()}
-    if ".zmetadata" in final:  # v2: the complete marker lands before the consolidated metadata
-        final = {k: final[k] for k in sorted(final, key=lambda k: k == ".zmetadata")}
-    ordered = sorted(init.items(), key=lambda kv: _ROOT_FIRST.get(kv[0], 2))
-    return StoreFiles(tuple(ordered), tuple(final.items()))
 
 
 def pyr_attrs(layout: Layout, complete: bool) -> dict[str, Any]:

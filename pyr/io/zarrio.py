@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,7 +41,15 @@ from pyr.raster import Raster, is_dask
 
 __all__ = ["Target", "read_zarr", "write_zarr"]
 
-from pyr.io._zarr_layout import DEFAULT_NAME, Layout, StoreFiles, create_arrays, layout_of, pyr_attrs, store_files
+from pyr.io._zarr_layout import (
+    DEFAULT_NAME,
+    Layout,
+    StoreFiles,
+    complete_store,
+    create_store,
+    layout_of,
+    store_files,
+)
 from pyr.io._zarr_target import Target, cached_array, flatten_keys, read_chunk
 
 # --- tasks ----------------------------------------------------------------------
@@ -55,8 +62,6 @@ def init_store(target: Target, layout: Layout, mode: str, files: StoreFiles | No
     files are written directly, root attributes first; else zarr-python
     creates them.
     """
-    import zarr
-
     if mode == "w-" and target.exists():
         raise StoreExists(f"{display_name(target.url)!r} already exists (mode='w-'); pass mode='w' to replace it.")
     if files is not None and target.is_local:
@@ -64,15 +69,7 @@ def init_store(target: Target, layout: Layout, mode: str, files: StoreFiles | No
             shutil.rmtree(target.url)
         _put_files(target.url, files.init)
         return
-    # The "incomplete" marker is part of the group's first metadata write, so a
-    # reader never sees this group without it.
-    group = zarr.open_group(
-        target.zarr_store(),
-        mode="w",
-        zarr_format=2 if layout.zarr_format == 2 else 3,
-        attributes={"pyr": pyr_attrs(layout, complete=False)},
-    )
-    create_arrays(group, layout)
+    create_store(target.zarr_store(), layout)
 
 
 def write_chunk(
@@ -105,18 +102,10 @@ def finalize_store(
     (a staging place) then replaces whatever is at ``publish_to``: the old
     store is removed only after the new one is complete.
     """
-    import zarr
-
     if files is not None and target.is_local:
         _put_files(target.url, files.final)
     else:
-        group = zarr.open_group(target.zarr_store(), mode="r+")
-        group.attrs.update({"pyr": pyr_attrs(layout, complete=True)})
-        with warnings.catch_warnings():
-            # zarr-python warns that consolidated metadata is not (yet) in the v3 spec;
-            # xarray and zarr-python read it, which is what it is written for.
-            warnings.filterwarnings("ignore", "Consolidated metadata", category=UserWarning)
-            zarr.consolidate_metadata(target.zarr_store())
+        complete_store(target.zarr_store(), layout)
     if publish_to is not None and publish_to.is_local:
         _swap_directories(target.url, publish_to.url)
     elif publish_to is not None and publish_to.store is not None:
