@@ -4,7 +4,9 @@
 passes ``chunks=1024`` (one COG tile per chunk, as the bounds use), ``pyr-2048``
 ``chunks=2048``. ``pyr-1024+direct`` etc. apply an experiment from
 :mod:`benchmarks.pipelines_pyr_experiments` first; ``pyr+read2048`` reads
-the store back with ``read_zarr(store, chunks=2048)``.
+the store back with ``read_zarr(store, chunks=2048)``; ``pyr+pertask1``
+writes with the dask config ``pyr.chunks-per-task`` set to 1 (one write task
+per chunk on a cluster too; pyr's default is ``"auto"``).
 """
 
 from __future__ import annotations
@@ -37,9 +39,19 @@ def _read_back(job: Job, store: str) -> Any:
     return lambda: dask_checksum(pyr.read_zarr(store, chunks=chunks).data)
 
 
+def _set_chunks_per_task(job: Job) -> None:
+    """``+pertaskN`` in the name: the dask config ``pyr.chunks-per-task`` is N for this run."""
+    import dask
+
+    for exp in job.impl.split("+")[1:]:
+        if exp.startswith("pertask") and exp[7:].isdigit():
+            dask.config.set({"pyr.chunks-per-task": int(exp[7:])})
+
+
 def band1(job: Job) -> Steps:
     import pyr
 
+    _set_chunks_per_task(job)
     steps = Steps()
     store = os.path.join(job.out, "band1.zarr")
     with steps.step("open"):
@@ -53,6 +65,7 @@ def band1(job: Job) -> Steps:
 def reduction(job: Job) -> Steps:
     import pyr
 
+    _set_chunks_per_task(job)
     steps = Steps()
     store = os.path.join(job.out, f"{job.pipeline}.zarr")
     with steps.step("open"):

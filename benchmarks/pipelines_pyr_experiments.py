@@ -17,6 +17,9 @@ An implementation name ``pyr-1024+direct`` runs ``pyr-1024`` with the
 * ``readN`` (e.g. ``pyr+read2048``): the read-back uses
   ``read_zarr(store, chunks=N)`` instead of the store's own chunks (coarser
   read tasks, docs/cluster-and-cloud.md).
+* ``pertaskN`` (e.g. ``pyr+pertask1``): the write graph is built with the
+  dask config ``pyr.chunks-per-task`` set to N (1: a task per chunk on a
+  cluster too, as before pyr grouped chunk writes there).
 """
 
 from __future__ import annotations
@@ -76,8 +79,8 @@ def apply(name: str) -> None:
             _patch_direct()
         elif exp == "cache64":
             os.environ["GDAL_CACHEMAX"] = "64"
-        elif exp.startswith("read") and exp[4:].isdigit():
-            pass  # not a swap: pipelines_pyr reads the store back with read_zarr(store, chunks=N)
+        elif (exp.startswith("read") and exp[4:].isdigit()) or (exp.startswith("pertask") and exp[7:].isdigit()):
+            pass  # not swaps: pipelines_pyr reads back with read_zarr(store, chunks=N) / sets pyr.chunks-per-task
         else:
             raise ValueError(f"unknown experiment {exp!r}")
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+from pyr._cluster import active_client
 from pyr._curry import curried
 from pyr.cube import Cube
 from pyr.raster import Raster, is_dask
@@ -14,21 +15,8 @@ from pyr.raster import Raster, is_dask
 __all__ = ["compute"]
 
 
-def _active_client(target: Any) -> Any:
-    """The distributed ``Client`` dask would run ``target`` on, or ``None`` for a local scheduler."""
-    if "distributed" not in sys.modules:  # no client can exist without distributed imported
-        return None
-    from dask.base import get_scheduler
-
-    scheduler = get_scheduler(collections=[target])
-    owner = getattr(scheduler, "__self__", None)
-    from distributed import Client
-
-    return owner if isinstance(owner, Client) else None
-
-
 def _run(target: Any, progress: bool) -> Any:
-    client = _active_client(target)
+    client = active_client(target)
     if client is not None:
         future = client.compute(target)
         if progress:

@@ -40,8 +40,8 @@ def expected(source):
     return out
 
 
-def pipeline(source, store, **compute_kwargs):
-    lazy = pyr.read(source, chunks=64)
+def pipeline(source, store, chunks=64, **compute_kwargs):
+    lazy = pyr.read(source, chunks=chunks)
     delayed = pyr.write_zarr(pyr.rescale(lazy, scale=1e-4, clip=(0, 1)), store, compute=False)
     delayed.compute(**compute_kwargs)
     return pyr.read_zarr(store)
@@ -81,5 +81,14 @@ def test_distributed_local_cluster(source, expected, tmp_path):
         assert len(set(client.run(os.getpid).values())) == 2
         lazy_back = pyr.read_zarr(tmp_path / "cluster.zarr")
         np.testing.assert_array_equal(lazy_back.data.compute(), expected)  # read tasks on the cluster too
+        # With many small chunks, each write task on the cluster writes several in turn (pyr.chunks-per-task
+        # "auto": at least 4 tasks per worker thread are left, here 120 chunks // 8 = 15 per task).
+        with distributed.get_task_stream(client) as stream:
+            small = pipeline(source, tmp_path / "grouped.zarr", chunks=16)
+        writes = [t for t in stream.data if "pyr-zarr-write" in str(t["key"])]
+        assert len(writes) == 8
+        assert len({t["worker"] for t in writes}) == 2
+        np.testing.assert_array_equal(small.data.compute(scheduler="sync"), expected)
+        assert small.chunks[1:] == ((16,) * 9 + (6,), (16,) * 11 + (14,))
     np.testing.assert_array_equal(back.data.compute(scheduler="sync"), expected)
     assert_raster_equal(back, pipeline(source, tmp_path / "sync.zarr", scheduler="sync"))

@@ -278,14 +278,16 @@ def fail_chunk_write_at(monkeypatch, *, row, col):
     monkeypatch.setattr(zarrio, "write_chunk", write_or_fail)
 
 
+@pytest.mark.parametrize("per_task", [1, 3])
 @pytest.mark.parametrize("scheduler", ["sync", "threads"])
-def test_failed_chunk_write_leaves_an_incomplete_store(tmp_path, monkeypatch, scheduler):
-    fail_chunk_write_at(monkeypatch, row=5, col=5)
+def test_failed_chunk_write_leaves_an_incomplete_store(tmp_path, monkeypatch, scheduler, per_task):
+    fail_chunk_write_at(monkeypatch, row=5, col=5)  # the last of four chunks (a group of its own with 3)
     gb = GeoBox.from_bounds((0, 0, 100, 100), 10, "EPSG:32631")
     values = np.arange(100, dtype="int32").reshape(1, 10, 10)
     r = Raster(da.from_array(values, chunks=(1, 5, 5)), gb)
     store = tmp_path / "broken.zarr"
-    with pytest.raises(OSError, match="on purpose"), dask.config.set(scheduler=scheduler):
+    config = {"scheduler": scheduler, "pyr.chunks-per-task": per_task}
+    with pytest.raises(OSError, match="on purpose"), dask.config.set(config):
         pyr.write_zarr(r, store)
     assert zarr.open_group(store, mode="r").attrs["pyr"]["complete"] is False
     assert zarr.open_array(store, path="band_data", mode="r")[0, 0, 0] == 0  # other chunks did land
@@ -570,6 +572,31 @@ def test_write_graph_is_one_task_per_chunk_that_reads_computes_and_writes(tmp_pa
     assert len(dict(delayed.__dask_graph__())) == nchunks + 2
     delayed.compute(scheduler="processes")
     assert_raster_equal(pyr.read_zarr(tmp_path / "out.zarr"), pyr.rescale(pyr.read(src), scale=1e-4))
+
+
+@pytest.mark.parametrize("per_task", [2, 3, 8, 100])
+def test_chunks_per_task_groups_chunk_writes_into_fewer_tasks(tmp_path, per_task):
+    # dask config pyr.chunks-per-task: one task writes several chunks in turn (what "auto" does on a
+    # cluster); the store is byte for byte the one written a chunk per task.
+    from _tiffs import write_tif
+
+    gb = GeoBox.from_bounds((0, 0, 640, 320), 10, "EPSG:32631")
+    src = write_tif(tmp_path / "src.tif", np.arange(64 * 32, dtype="uint16").reshape(1, 32, 64), geobox=gb, nodata=0)
+    lazy = pyr.rescale(pyr.read(src, chunks=16), scale=1e-4)
+    pyr.write_zarr(lazy, tmp_path / "one.zarr")
+    with dask.config.set({"pyr.chunks-per-task": per_task}):
+        delayed = pyr.write_zarr(lazy, tmp_path / "grouped.zarr", compute=False)
+    assert len(dict(delayed.__dask_graph__())) == math.ceil(8 / per_task) + 2
+    delayed.compute(scheduler="processes" if per_task == 3 else "threads")
+    assert snapshot(tmp_path / "grouped.zarr") == snapshot(tmp_path / "one.zarr")
+
+
+@pytest.mark.parametrize("setting", [0, -2, 1.5, True, "many"])
+def test_chunks_per_task_must_be_auto_or_a_positive_integer(tmp_path, setting):
+    config = {"pyr.chunks-per-task": setting}
+    with dask.config.set(config), pytest.raises(InvalidArgument, match=r"pyr\.chunks-per-task"):
+        pyr.write_zarr(int_raster(lazy=True), tmp_path / "r.zarr")
+    assert not (tmp_path / "r.zarr").exists()
 
 
 @pytest.mark.parametrize("lazy", [False, True])
