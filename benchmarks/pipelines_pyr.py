@@ -6,7 +6,8 @@ passes ``chunks=1024`` (one COG tile per chunk, as the bounds use), ``pyr-2048``
 :mod:`benchmarks.pipelines_pyr_experiments` first; ``pyr+read2048`` reads
 the store back with ``read_zarr(store, chunks=2048)``; ``pyr+pertask1``
 writes with the dask config ``pyr.chunks-per-task`` set to 1 (one write task
-per chunk on a cluster too; pyr's default is ``"auto"``).
+per chunk on a cluster too; pyr's default is ``"auto"``); ``pyr+v3`` writes
+Zarr v3 (``zarr_format=3``) instead of pyr's default v2.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ def _set_chunks_per_task(job: Job) -> None:
             dask.config.set({"pyr.chunks-per-task": int(exp[7:])})
 
 
+def _zarr_format(job: Job) -> int:
+    """``+v3`` in the name: write Zarr v3."""
+    return 3 if "v3" in job.impl.split("+")[1:] else 2
+
+
 def band1(job: Job) -> Steps:
     import pyr
 
@@ -57,7 +63,7 @@ def band1(job: Job) -> Steps:
     with steps.step("open"):
         raster = pyr.read(job.paths[0], chunks=_chunks(job))
         out = pyr.rescale(raster, scale=SCALE, clip=(0, 1))
-        delayed = pyr.write_zarr(out, store, compute=False)
+        delayed = pyr.write_zarr(out, store, compute=False, zarr_format=_zarr_format(job))
     steps.extra["chunks"] = [int(c[0]) for c in raster.data.chunks[1:]]
     return steps.write_and_read_back(delayed, _read_back(job, store))
 
@@ -74,7 +80,7 @@ def reduction(job: Job) -> Steps:
             out = pyr.reduce_time(cube, job.pipeline)
         except NotImplementedError as err:
             raise Skip(f"pyr: {err}") from None
-        delayed = pyr.write_zarr(out, store, compute=False)
+        delayed = pyr.write_zarr(out, store, compute=False, zarr_format=_zarr_format(job))
     steps.extra["chunks"] = [int(c[0]) for c in cube.data.chunks[2:]]
     return steps.write_and_read_back(delayed, _read_back(job, store))
 

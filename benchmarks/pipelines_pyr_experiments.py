@@ -20,6 +20,7 @@ An implementation name ``pyr-1024+direct`` runs ``pyr-1024`` with the
 * ``pertaskN`` (e.g. ``pyr+pertask1``): the write graph is built with the
   dask config ``pyr.chunks-per-task`` set to N (1: a task per chunk on a
   cluster too, as before pyr grouped chunk writes there).
+* ``v3``: the store is written as Zarr v3 (``zarr_format=3``).
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ def apply(name: str) -> None:
             _patch_direct()
         elif exp == "cache64":
             os.environ["GDAL_CACHEMAX"] = "64"
-        elif (exp.startswith("read") and exp[4:].isdigit()) or (exp.startswith("pertask") and exp[7:].isdigit()):
-            pass  # not swaps: pipelines_pyr reads back with read_zarr(store, chunks=N) / sets pyr.chunks-per-task
+        elif exp == "v3" or any(exp.startswith(p) and exp[len(p) :].isdigit() for p in ("read", "pertask")):
+            pass  # not swaps: pipelines_pyr applies these (read_zarr chunks, pyr.chunks-per-task, zarr_format=3)
         else:
             raise ValueError(f"unknown experiment {exp!r}")
 

@@ -1,4 +1,4 @@
-"""Whole-chunk I/O for local Zarr v2 arrays, in the calling thread.
+"""Whole-chunk I/O for local Zarr v2 and v3 arrays, in the calling thread.
 
 zarr-python 3 runs every ``array[region] = block`` through its event loop
 and codec thread pool; for pyr's writes (each task writes exactly one whole
@@ -10,9 +10,12 @@ zarr-python writes (tests/test_zarr_direct.py checks it), so every Zarr
 reader sees the same store. A region made of several whole chunks (a dask
 chunk larger than the Zarr chunks, as ``read_zarr(store, chunks=4096)`` or
 a cube chunk of several dates) is read or written chunk by chunk the same
-way. Anything else (v3, remote stores, filters, regions that cut through a
-chunk, a missing chunk file when the region is one chunk) goes through
-zarr-python.
+way. A v3 array qualifies when its codecs are ``bytes`` followed by at most
+one of ``blosc``, ``zstd`` or ``gzip`` (what pyr writes: the same numcodecs
+codecs zarr-python runs) on a regular chunk grid; uncompressed chunks are
+plain bytes in either format. Anything else (remote stores, filters,
+sharding, transposes, regions that cut through a chunk, a missing chunk
+file when the region is one chunk) goes through zarr-python.
 """
 
 from __future__ import annotations
@@ -42,8 +45,9 @@ class ChunkFiles:
     chunks: tuple[int, ...]
     dtype: np.dtype[Any]
     fill: Any
-    compressor: Any
+    compressor: Any  # a numcodecs codec, or None: chunk files are the raw bytes
     separator: str
+    prefix: str = ""  # v3's default chunk keys start with "c" ("c/0/1/2")
 
     def pieces(self, region: tuple[slice, ...], shape: tuple[int, ...]) -> list[tuple[tuple[slice, ...], str]] | None:
         """The chunks that make up ``region``: each one's slice of the region and its file.
@@ -59,9 +63,13 @@ class ChunkFiles:
                 [(str(o // c), slice(o - s.start, min(o + c, s.stop) - s.start)) for o in range(s.start, s.stop, c)]
             )
         return [
-            (tuple(sl for _, sl in combo), os.path.join(self.root, self.separator.join(i for i, _ in combo)))
+            (tuple(sl for _, sl in combo), os.path.join(self.root, self.key(i for i, _ in combo)))
             for combo in product(*axes)
         ]
+
+    def key(self, index: Any) -> str:
+        """The store key of the chunk at ``index`` (chunk numbers as text), relative to the array."""
+        return self.separator.join((self.prefix, *index) if self.prefix else tuple(index))
 
 
 def _pieces(
@@ -79,29 +87,103 @@ def _pieces(
 
 
 def _load(root: str) -> tuple[ChunkFiles, tuple[int, ...]] | None:
-    try:
-        with open(os.path.join(root, ".zarray")) as f:
-            meta = json.load(f)
-    except (OSError, ValueError):
-        return None  # not a local v2 array
-    if meta.get("filters") or meta.get("order", "C") != "C" or not meta.get("compressor"):
+    """The chunk layout of the local array at ``root``; ``None`` when this module cannot handle it."""
+    for name, parse in ((".zarray", _load_v2), ("zarr.json", _load_v3)):
+        try:
+            with open(os.path.join(root, name)) as f:
+                meta = json.load(f)
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError):
+            return None
+        try:
+            return parse(root, meta)
+        except (KeyError, TypeError, ValueError):  # a layout this module does not know: zarr-python reads it
+            return None
+    return None
+
+
+def _load_v2(root: str, meta: dict[str, Any]) -> tuple[ChunkFiles, tuple[int, ...]] | None:
+    if meta.get("filters") or meta.get("order", "C") != "C":
         return None
     import numcodecs
 
-    dtype = np.dtype(meta["dtype"])
-    fill = meta.get("fill_value")
-    if isinstance(fill, str):  # "NaN", "Infinity", "-Infinity"
-        fill = float(fill.replace("Infinity", "inf"))
-    _single_threaded_blosc()
+    compressor = meta.get("compressor")
     files = ChunkFiles(
         root=root,
         chunks=tuple(meta["chunks"]),
-        dtype=dtype,
-        fill=0 if fill is None else fill,
-        compressor=numcodecs.get_codec(meta["compressor"]),
+        dtype=np.dtype(meta["dtype"]),
+        fill=_fill(meta.get("fill_value")),
+        compressor=None if compressor is None else numcodecs.get_codec(compressor),
         separator=meta.get("dimension_separator", "."),
     )
+    _single_threaded_blosc()
     return files, tuple(meta["shape"])
+
+
+# zarr v3 data types that are one numpy dtype, and v3 codecs that are one numcodecs codec
+_V3_TYPES = {
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64", "complex64", "complex128",
+}  # fmt: skip
+_BLOSC_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
+
+
+def _load_v3(root: str, meta: dict[str, Any]) -> tuple[ChunkFiles, tuple[int, ...]] | None:
+    if meta.get("node_type") != "array" or meta.get("storage_transformers"):
+        return None
+    grid, keys = meta["chunk_grid"], meta["chunk_key_encoding"]
+    if grid["name"] != "regular" or meta["data_type"] not in _V3_TYPES:
+        return None
+    codecs = meta["codecs"]
+    if not codecs or codecs[0]["name"] != "bytes" or len(codecs) > 2:
+        return None
+    dtype = np.dtype(meta["data_type"])
+    endian = codecs[0].get("configuration", {}).get("endian", "little")
+    dtype = dtype.newbyteorder("<" if endian == "little" else ">") if dtype.itemsize > 1 else dtype
+    compressor = None if len(codecs) == 1 else _v3_codec(codecs[1], dtype)
+    if len(codecs) == 2 and compressor is None:
+        return None
+    separator = keys.get("configuration", {}).get("separator", "/" if keys["name"] == "default" else ".")
+    files = ChunkFiles(
+        root=root,
+        chunks=tuple(grid["configuration"]["chunk_shape"]),
+        dtype=dtype,
+        fill=_fill(meta["fill_value"]),
+        compressor=compressor,
+        separator=separator,
+        prefix="c" if keys["name"] == "default" else "",
+    )
+    _single_threaded_blosc()
+    return files, tuple(meta["shape"])
+
+
+def _v3_codec(codec: dict[str, Any], dtype: np.dtype[Any]) -> Any:
+    """The numcodecs codec zarr-python runs for a v3 ``codec`` entry; ``None`` for any other."""
+    import numcodecs
+
+    name, cfg = codec["name"], codec.get("configuration", {})
+    if name == "blosc" and cfg.get("typesize", dtype.itemsize) == dtype.itemsize:
+        shuffle = _BLOSC_SHUFFLE[cfg["shuffle"]]
+        return numcodecs.Blosc(cname=cfg["cname"], clevel=cfg["clevel"], shuffle=shuffle, blocksize=cfg["blocksize"])
+    if name == "zstd":
+        return numcodecs.Zstd(level=cfg["level"], checksum=cfg.get("checksum", False))
+    if name == "gzip":
+        return numcodecs.GZip(level=cfg["level"])
+    return None
+
+
+def _fill(value: Any) -> Any:
+    """A Zarr fill value as numpy takes it (v2 and v3 write NaN and infinities as text)."""
+    if value is None:
+        return 0
+    if isinstance(value, str):
+        if value not in ("NaN", "Infinity", "-Infinity"):
+            raise ValueError(value)  # v3's hex-encoded floats and the like: zarr-python reads those
+        return float(value.replace("Infinity", "inf"))
+    if isinstance(value, list):  # a complex number
+        return complex(*(_fill(v) for v in value))
+    return value
 
 
 def _single_threaded_blosc() -> None:
@@ -137,7 +219,8 @@ def _write_chunk(files: ChunkFiles, path: str, data: np.ndarray) -> None:
         full = np.full(files.chunks, files.fill, dtype=files.dtype)
         full[tuple(slice(0, n) for n in data.shape)] = data
         data = full
-    put_file(path, files.compressor.encode(np.ascontiguousarray(data)))
+    data = np.ascontiguousarray(data)
+    put_file(path, data.tobytes() if files.compressor is None else files.compressor.encode(data))
 
 
 def put_file(path: str, data: Any) -> None:
@@ -188,13 +271,17 @@ def _decode_file(files: ChunkFiles, path: str, into: np.ndarray) -> bool:
     try:
         with open(path, "rb", buffering=0) as f:
             size = os.fstat(f.fileno()).st_size
-            raw = _read_buffer(size)
+            # an uncompressed chunk is read straight into place; a compressed one into a reused buffer
+            raw = into.reshape(-1).view(np.uint8).data if files.compressor is None else _read_buffer(size)
+            if files.compressor is None and size != into.nbytes:
+                raise ValueError(f"{path}: {size} bytes, expected {into.nbytes} for an uncompressed chunk")
             got = 0
-            while got < size and (n := f.readinto(raw[got:])):
+            while got < size and (n := f.readinto(raw[got:size])):
                 got += n
     except FileNotFoundError:
         return False
-    files.compressor.decode(raw[:got], out=into)
+    if files.compressor is not None:
+        files.compressor.decode(raw[:got], out=into)
     return True
 
 

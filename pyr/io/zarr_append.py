@@ -29,7 +29,7 @@ import numpy as np
 
 from pyr.cube import Cube
 from pyr.errors import GridMismatch, IncompleteStore, InvalidArgument, ReadError
-from pyr.io import cf
+from pyr.io import _zarr_direct, cf
 from pyr.io._zarr_layout import DEFAULT_NAME
 from pyr.io._zarr_target import Target, cached_array
 from pyr.io._zarr_target import flatten_keys as _flatten
@@ -176,6 +176,8 @@ def begin_append(target: Target, plan: AppendPlan) -> str:
 
 def write_block(target: Target, name: str, region: tuple[slice, ...], block: np.ndarray, token: str) -> None:
     """Write one block (whole Zarr chunks of the new dates) into the data array."""
+    if target.is_local and _zarr_direct.write_region(target.url, name, region, block, token):
+        return
     cached_array(target, name, token)[region] = block
 
 
