@@ -17,7 +17,10 @@ def active_client(collection: Any) -> Any:
         return None
     from dask.base import get_scheduler
 
-    scheduler = get_scheduler(collections=[collection])
+    try:
+        scheduler = get_scheduler(collections=[collection])
+    except RuntimeError:  # an asynchronous client: dask cannot run on it from synchronous code
+        return None
     owner = getattr(scheduler, "__self__", None)
     from distributed import Client
 
@@ -25,8 +28,12 @@ def active_client(collection: Any) -> Any:
 
 
 def cluster_threads(collection: Any) -> int | None:
-    """The worker threads of the cluster ``collection`` would run on; ``None`` off a cluster."""
+    """The worker threads of the cluster ``collection`` would run on; ``None`` off a cluster.
+
+    Also ``None`` for an asynchronous client, which cannot answer without an
+    event loop turn.
+    """
     client = active_client(collection)
-    if client is None:
+    if client is None or client.asynchronous:
         return None
     return int(sum(client.nthreads().values()))

@@ -92,3 +92,27 @@ def test_distributed_local_cluster(source, expected, tmp_path):
         assert small.chunks[1:] == ((16,) * 9 + (6,), (16,) * 11 + (14,))
     np.testing.assert_array_equal(back.data.compute(scheduler="sync"), expected)
     assert_raster_equal(back, pipeline(source, tmp_path / "sync.zarr", scheduler="sync"))
+
+
+@pytest.mark.slow
+def test_asynchronous_client_writes_a_task_per_chunk(source, expected, tmp_path):
+    # An asynchronous client cannot tell its cluster's size while a graph is built, so
+    # write tasks are not grouped; the graph runs on it all the same.
+    import asyncio
+
+    distributed = pytest.importorskip("distributed")
+
+    async def main():
+        async with (
+            distributed.LocalCluster(
+                n_workers=1, threads_per_worker=2, processes=False, asynchronous=True, dashboard_address=None
+            ) as cluster,
+            distributed.Client(cluster, asynchronous=True) as client,
+        ):
+            lazy = pyr.rescale(pyr.read(source, chunks=16), scale=1e-4, clip=(0, 1))
+            job = pyr.write_zarr(lazy, tmp_path / "async.zarr", compute=False)
+            assert len(dict(job.__dask_graph__())) == lazy.data.npartitions + 2
+            await client.compute(job)
+
+    asyncio.run(main())
+    np.testing.assert_array_equal(pyr.read_zarr(tmp_path / "async.zarr").data.compute(scheduler="sync"), expected)
