@@ -312,8 +312,9 @@ def chunks_per_task(data: Any) -> int:
 
     ``"auto"`` (the default) writes one chunk per task on the local
     schedulers, where a task costs microseconds. On a ``distributed``
-    cluster (a client active when the graph is built), where each task costs
-    the scheduler and a worker about a millisecond, it groups chunks up to
+    cluster (a client active when the graph is built), where every task
+    costs the scheduler and a worker bookkeeping (pyr._fuse has the
+    measurements), it groups chunks up to
     :data:`TASK_BYTES` of output per task while leaving at least
     :data:`MIN_TASKS_PER_THREAD` tasks per worker thread. An integer fixes it.
     """
