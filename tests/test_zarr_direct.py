@@ -196,3 +196,16 @@ def test_cube_chunks_of_several_dates_are_the_bytes_zarr_writes(tmp_path_factory
     fast, _ = _fast_and_slow(lazy, tmp_path_factory, zarr_format=zarr_format)
     back = pyr.read_zarr(fast, chunks=None)
     np.testing.assert_array_equal(np.asarray(back.data), np.asarray(cube.data))
+
+
+@pytest.mark.parametrize(("zarr_format", "chunk"), [(2, "0.0.1"), (3, "c/0/0/1")])
+def test_a_truncated_uncompressed_chunk_is_a_read_error_naming_it(tmp_path, zarr_format, chunk):
+    gb = pyr.GeoBox.from_bounds((0, 0, 80, 40), 10, "EPSG:32631")
+    r = pyr.Raster(da.from_array(np.arange(32, dtype="float32").reshape(1, 4, 8), chunks=(1, 4, 4)), gb)
+    store = tmp_path / "raw.zarr"
+    pyr.write_zarr(r, store, zarr_format=zarr_format, compressor=None)
+    path = store / "band_data" / chunk
+    assert path.stat().st_size == 4 * 4 * 4  # the raw float32 chunk
+    path.write_bytes(path.read_bytes()[:10])
+    with pytest.raises(pyr.ReadError, match=chunk.replace("/", ".").replace(".", r"[./]")):
+        pyr.read_zarr(store).data.compute(scheduler="sync")

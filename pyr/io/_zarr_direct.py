@@ -31,6 +31,7 @@ import attrs
 import numpy as np
 
 from pyr._cache import ThreadCache
+from pyr.errors import ReadError
 
 __all__ = ["put_file", "read_region", "write_region"]
 
@@ -220,7 +221,7 @@ def _write_chunk(files: ChunkFiles, path: str, data: np.ndarray) -> None:
         full[tuple(slice(0, n) for n in data.shape)] = data
         data = full
     data = np.ascontiguousarray(data)
-    put_file(path, data.tobytes() if files.compressor is None else files.compressor.encode(data))
+    put_file(path, data.data if files.compressor is None else files.compressor.encode(data))
 
 
 def put_file(path: str, data: Any) -> None:
@@ -274,7 +275,7 @@ def _decode_file(files: ChunkFiles, path: str, into: np.ndarray) -> bool:
             # an uncompressed chunk is read straight into place; a compressed one into a reused buffer
             raw = into.reshape(-1).view(np.uint8).data if files.compressor is None else _read_buffer(size)
             if files.compressor is None and size != into.nbytes:
-                raise ValueError(f"{path}: {size} bytes, expected {into.nbytes} for an uncompressed chunk")
+                raise ReadError(f"{path!r}: {size} bytes, expected {into.nbytes} for an uncompressed chunk.")
             got = 0
             while got < size and (n := f.readinto(raw[got:size])):
                 got += n
