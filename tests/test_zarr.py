@@ -681,3 +681,25 @@ def test_mode_w_on_a_fresh_store_object_and_v3():
         assert isinstance(back, pyr.Cube)
         np.testing.assert_array_equal(np.asarray(back.data), np.asarray(cube.data))
         assert "x" in zarr.open_group(store, mode="r")
+
+
+@pytest.mark.filterwarnings("ignore:Consolidated metadata is currently not part")  # zarr on v3
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_read_zarr_takes_the_grid_from_coordinates_without_a_geotransform(tmp_path, zarr_format):
+    # Stores from other writers may carry only x/y cell-centre coordinates (CF), no GDAL GeoTransform.
+    store = tmp_path / "coords.zarr"
+    r = int_raster()
+    pyr.write_zarr(r, store, zarr_format=zarr_format)
+    group = zarr.open_group(store, mode="r+", use_consolidated=False)
+    sref = group["spatial_ref"]
+    attrs_ = dict(sref.attrs)
+    del attrs_["GeoTransform"]
+    sref.attrs.clear()
+    sref.attrs.update(attrs_)
+    zarr.consolidate_metadata(store)
+    assert "GeoTransform" not in dict(zarr.open_group(store, mode="r")["spatial_ref"].attrs)
+    back = pyr.read_zarr(store, chunks=None)
+    assert back.geobox.crs == r.geobox.crs
+    assert back.geobox.shape == r.geobox.shape
+    np.testing.assert_allclose(tuple(back.geobox.transform)[:6], tuple(r.geobox.transform)[:6], rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(back.data, r.data)

@@ -366,8 +366,10 @@ def read_zarr_impl(
         raise ReadError(f"{shown!r}: variable {name!r} has dims {dims}; expected (band, y, x) or (time, band, y, x).")
     gm_name = attrs_.get("grid_mapping", "spatial_ref")
     gm = dict(group[gm_name].attrs) if gm_name in group else None
-    y = group["y"][:] if "y" in group else None
-    x = group["x"][:] if "x" in group else None
+    # the coordinates are only read when there is no GeoTransform to take the grid from (two reads saved)
+    coords = gm is None or not gm.get("GeoTransform")
+    y = group["y"][:] if coords and "y" in group else None
+    x = group["x"][:] if coords and "x" in group else None
     geobox = cf.geobox_from_cf(tuple(arr.shape[-2:]), y, x, gm)
     nodata = _nodata(arr, attrs_)
     has_band = "band" in dims
