@@ -38,9 +38,17 @@ _local = threading.local()
 
 
 def _handle(path: str) -> Any:
-    """This thread's rasterio dataset for ``path`` (opened once per thread)."""
+    """This thread's rasterio dataset for ``path`` (opened once per thread).
+
+    GDAL's block cache is capped first, once per process, as pyr caps it
+    (``pyr.io._handles``): every block is read once, so GDAL's default (5 % of
+    RAM per process) only held memory, 1.5 GB of the ten-date bounds' peak.
+    """
     import rasterio
 
+    from pyr.io._handles import _cap_block_cache
+
+    _cap_block_cache(None)
     cache = getattr(_local, "ds", None)
     if cache is None:
         cache = _local.ds = {}
@@ -234,10 +242,11 @@ def _tuned(func: Callable[..., Any], *args: Any) -> Any:
     """``func(*args)`` in a process with the settings pyr gives its own worker processes.
 
     glibc's malloc thresholds (``pyr._malloc``: distributed's nanny sets a trim
-    threshold that turns every chunk buffer into a fresh mmap) and Blosc's own
-    threads off (they start for every chunk in a process pool's main thread).
-    Without them the graph is slower on ``processes`` and ``distributed``, and
-    the figure would measure those settings rather than the scheduler.
+    threshold that turns every chunk buffer into a fresh mmap), Blosc's own
+    threads off (they start for every chunk in a process pool's main thread);
+    GDAL's block cache is capped where files are opened (:func:`_handle`).
+    Without them the graph is slower on ``processes`` and ``distributed``, or
+    larger, and the figure would measure those settings rather than the scheduler.
     """
     import numcodecs
 
