@@ -13,6 +13,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import zarr
+from _direct import spy_direct
 from affine import Affine
 from dask.delayed import Delayed
 from hypothesis import given
@@ -136,13 +137,9 @@ def base_cube(nodata: float | int | None = 0, **changes) -> Cube:
 
 @pytest.mark.parametrize("zarr_format", FORMATS)
 def test_appended_chunks_are_written_by_the_fast_path(tmp_path, monkeypatch, zarr_format):
-    from pyr.io import _zarr_direct
-
     store = tmp_path / "c.zarr"
     write_zarr(base_cube(), store, zarr_format=zarr_format)
-    done = []
-    real = _zarr_direct.write_region
-    monkeypatch.setattr(_zarr_direct, "write_region", lambda *args: done.append(real(*args)) or done[-1])
+    done = spy_direct(monkeypatch, "write_region")
     tail = later(base_cube(data=np.arange(32, dtype="uint16").reshape(2, 2, 2, 4)))
     write_zarr(tail, store, mode="a")
     assert done  # every block of the new dates (whole chunks) was written directly

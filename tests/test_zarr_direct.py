@@ -12,6 +12,7 @@ import numcodecs
 import numpy as np
 import pytest
 import zarr
+from _direct import spy_direct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -84,20 +85,6 @@ def test_direct_chunks_are_the_bytes_zarr_writes(tmp_path_factory, zarr_format, 
     assert_raster_equal(pyr.read_zarr(slow, chunks=None), raster)
 
 
-def _spy(monkeypatch, name):
-    """Record what ``_zarr_direct.<name>`` returned (None/False: it left the work to zarr-python)."""
-    calls = []
-    real = getattr(_zarr_direct, name)
-
-    def spy(*args):
-        out = real(*args)
-        calls.append(out is not None and out is not False)
-        return out
-
-    monkeypatch.setattr(_zarr_direct, name, spy)
-    return calls
-
-
 @pytest.mark.parametrize(
     ("zarr_format", "compressor", "direct"),
     [
@@ -108,7 +95,7 @@ def _spy(monkeypatch, name):
     ],
 )
 def test_which_arrays_take_the_fast_path(tmp_path, monkeypatch, zarr_format, compressor, direct):
-    writes, reads = _spy(monkeypatch, "write_region"), _spy(monkeypatch, "read_region")
+    writes, reads = spy_direct(monkeypatch, "write_region"), spy_direct(monkeypatch, "read_region")
     gb = pyr.GeoBox.from_bounds((0, 0, 100, 100), 10, "EPSG:32631")
     r = pyr.Raster(da.from_array(np.arange(100, dtype="uint16").reshape(1, 10, 10), chunks=(1, 4, 4)), gb)
     pyr.write_zarr(r, tmp_path / "s.zarr", zarr_format=zarr_format, compressor=compressor)
@@ -126,7 +113,7 @@ def test_v3_arrays_zarr_python_wrote_with_its_own_defaults_read_directly(tmp_pat
     arr[...] = values
     files, _ = _zarr_direct._load(str(tmp_path / "raw.zarr"))
     assert isinstance(files.compressor, numcodecs.Zstd)
-    reads = _spy(monkeypatch, "read_region")
+    reads = spy_direct(monkeypatch, "read_region")
     got = _zarr_direct.read_region(str(tmp_path), "raw.zarr", (slice(0, 1), slice(0, 32), slice(16, 40)), "t")
     np.testing.assert_array_equal(got, values[0:1, 0:32, 16:40])
     assert reads == [True]
@@ -171,7 +158,7 @@ def test_several_whole_chunks_take_the_fast_path_and_missing_ones_read_as_fill(t
     (store / "band_data" / "0.1.1").unlink()  # rows 2:4, cols 3:6: zarr reads the fill value there
     expected = zarr.open_array(store, path="band_data", mode="r")[...]
     assert (expected[0, 2:4, 3:6] == -1).all()
-    calls = _spy(monkeypatch, "read_region")
+    calls = spy_direct(monkeypatch, "read_region")
     back = pyr.read_zarr(store, chunks=(4, 6))  # 2 x 2 stored chunks per dask chunk, ragged edges
     np.testing.assert_array_equal(back.data.compute(scheduler="sync"), expected)
     assert len(calls) == 3 * 2
