@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+import uuid
 from pathlib import Path
 
 import dask
@@ -533,6 +534,56 @@ def test_local_metadata_files_are_what_zarr_python_writes(tmp_path, zarr_format,
         (slow / key).write_bytes(data)
     zarrio.finalize_store(target, layout, None, None, None)
     assert snapshot(fast) == snapshot(slow)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("kind", ["raster", "cube"])
+def test_url_metadata_objects_are_what_zarr_python_writes(zarr_format, kind):
+    # The same for an fsspec URL: init and finalize put the objects made in memory (fsspec's
+    # pipe), and the store equals the one zarr-python writes there itself.
+    import fsspec
+
+    from pyr.io import zarrio
+    from pyr.io._zarr_layout import layout_of
+    from pyr.io._zarr_target import Target
+
+    fs = fsspec.filesystem("memory")
+    run = uuid.uuid4().hex
+    obj = int_raster(lazy=True) if kind == "raster" else _cube()
+    pyr.write_zarr(obj, f"memory://{run}/fast.zarr", zarr_format=zarr_format)
+    layout = layout_of(obj, "band_data", zarr_format)
+    target = Target.of(f"memory://{run}/slow.zarr", None)
+    zarrio.init_store(target, layout, "w-", None)
+    fast = {k.split("/fast.zarr/", 1)[1]: fs.cat_file(k) for k in fs.find(f"/{run}/fast.zarr")}
+    for key, data in fast.items():
+        if key.startswith("band_data/") and not key.rsplit("/", 1)[-1].startswith((".z", "zarr.json")):
+            fs.pipe_file(f"/{run}/slow.zarr/{key}", data)  # the chunks, copied over as they are
+    zarrio.finalize_store(target, layout, None, None, None)
+    slow = {k.split("/slow.zarr/", 1)[1]: fs.cat_file(k) for k in fs.find(f"/{run}/slow.zarr")}
+    assert any(k.startswith("band_data/") and not k.endswith(("zarr.json", ".zarray", ".zattrs")) for k in fast)
+    assert fast == slow
+    fs.rm(f"/{run}", recursive=True)
+
+
+def test_url_metadata_objects_go_up_root_attributes_first_and_consolidated_last(monkeypatch):
+    import fsspec
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    puts = []
+    real = MemoryFileSystem.pipe_file
+
+    def record(self, path, value, *args, **kwargs):
+        puts.append(path.rsplit("/r.zarr/", 1)[1])
+        return real(self, path, value, *args, **kwargs)
+
+    monkeypatch.setattr(MemoryFileSystem, "pipe_file", record)
+    run = uuid.uuid4().hex
+    r = int_raster(lazy=True)
+    pyr.write_zarr(r, f"memory://{run}/r.zarr")
+    assert puts[:2] == [".zattrs", ".zgroup"]  # the "incomplete" marker before anything else
+    assert puts[-2:] == [".zattrs", ".zmetadata"]  # "complete", then the consolidated metadata
+    assert len([p for p in puts if p.startswith("band_data/") and "/." not in p]) == r.data.npartitions
+    fsspec.filesystem("memory").rm(f"/{run}", recursive=True)
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])

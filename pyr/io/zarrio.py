@@ -59,16 +59,15 @@ from pyr.io._zarr_target import Target, cached_array, flatten_keys, read_chunk
 def init_store(target: Target, layout: Layout, mode: str, files: StoreFiles | None = None) -> None:
     """Create the group and arrays, marked incomplete.
 
-    With ``files`` (made when the graph was built) and a local target, the
-    files are written directly, root attributes first; else zarr-python
+    With ``files`` (made when the graph was built; paths and URLs) the
+    objects are written directly, root attributes first; else zarr-python
     creates them.
     """
     if mode == "w-" and target.exists():
         raise StoreExists(f"{display_name(target.url)!r} already exists (mode='w-'); pass mode='w' to replace it.")
-    if files is not None and target.is_local:
-        if os.path.lexists(target.url):  # what zarr's mode="w" does: a fresh store (the staging place of "w")
-            shutil.rmtree(target.url)
-        _put_files(target.url, files.init)
+    if files is not None:
+        _clear(target)  # what zarr's mode="w" does: a fresh store (the staging place of "w")
+        _put_files(target, files.init)
         return
     create_store(target.zarr_store(), layout)
 
@@ -83,10 +82,46 @@ def write_chunk(
     cached_array(target, name, fingerprint)[region] = block
 
 
-def _put_files(root: str, files: tuple[tuple[str, bytes], ...]) -> None:
-    """Write store objects under a local directory, in order, each whole or not at all."""
+def _clear(target: Target) -> None:
+    """Remove whatever is stored at a path or URL target."""
+    if target.is_local:
+        if os.path.lexists(target.url):
+            shutil.rmtree(target.url)
+        return
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(target.url, **dict(target.storage_options))
+    if fs.exists(root):
+        fs.rm(root, recursive=True)
+
+
+def _put_files(target: Target, files: tuple[tuple[str, bytes], ...]) -> None:
+    """Write store objects under a path or URL target, in order, each whole or not at all.
+
+    On an object store the objects between two root metadata objects go up
+    together (fsspec's ``pipe``, concurrent on s3fs and the like); the root
+    metadata objects, which carry the completeness marker, one at a time in
+    their place.
+    """
+    if target.is_local:
+        for key, data in files:
+            _zarr_direct.put_file(os.path.join(target.url, *key.split("/")), data)
+        return
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(target.url, **dict(target.storage_options))
+    root = root.rstrip("/")
+    batch: dict[str, bytes] = {}
     for key, data in files:
-        _zarr_direct.put_file(os.path.join(root, *key.split("/")), data)
+        if key in _ROOT_METADATA:
+            if batch:
+                fs.pipe(batch)
+                batch = {}
+            fs.pipe_file(f"{root}/{key}", data)
+        else:
+            batch[f"{root}/{key}"] = data
+    if batch:
+        fs.pipe(batch)
 
 
 def finalize_store(
@@ -98,13 +133,13 @@ def finalize_store(
 ) -> None:
     """Mark the store complete and consolidate its metadata.
 
-    With ``files`` and a local target, the precomputed final metadata is
+    With ``files`` (paths and URLs), the precomputed final metadata is
     written directly. With ``publish_to``, the finished store at ``target``
     (a staging place) then replaces whatever is at ``publish_to``: the old
     store is removed only after the new one is complete.
     """
-    if files is not None and target.is_local:
-        _put_files(target.url, files.final)
+    if files is not None:
+        _put_files(target, files.final)
     else:
         complete_store(target.zarr_store(), layout)
     if publish_to is not None and publish_to.is_local:
@@ -262,12 +297,12 @@ def _write_graph(obj: Raster | Cube, target: Target, layout: Layout, mode: str) 
         # A store object: the new store is written under a prefix inside it, then moved to the root.
         publish_to = target
         target = attrs.evolve(target, path=f"{STAGING_PREFIX}{token[:16]}")
-    # A local store's metadata is made here, in memory, so the init and final tasks (on
-    # the critical path of every write) only write files. Made for any store when a codec
-    # object was given: that checks it before anything runs.
+    # The store's metadata is made here, in memory, so the init and final tasks (on the
+    # critical path of every write) only write files or objects (paths and URLs). Made for
+    # a zarr store object too when a codec object was given: that checks it before anything runs.
     given_codec = layout.compressor is not None and not isinstance(layout.compressor, str)
     files: StoreFiles | None = None
-    if target.is_local or given_codec:
+    if target.store is None or given_codec:
         try:
             files = store_files(layout)
         except Exception as err:
@@ -276,7 +311,7 @@ def _write_graph(obj: Raster | Cube, target: Target, layout: Layout, mode: str) 
             raise InvalidArgument(
                 f"compressor={layout.compressor!r} cannot be used with zarr_format={layout.zarr_format}: {err}"
             ) from None
-    if not target.is_local:
+    if target.store is not None:
         files = None
     dsk: dict[Any, Any] = {init_key: (init_store, target, layout, mode, files)}
     offsets = [np.cumsum((0, *c)) for c in data.chunks]
