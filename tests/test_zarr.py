@@ -642,6 +642,21 @@ def test_chunks_per_task_groups_chunk_writes_into_fewer_tasks(tmp_path, per_task
     assert snapshot(tmp_path / "grouped.zarr") == snapshot(tmp_path / "one.zarr")
 
 
+@pytest.mark.parametrize("lazy", [False, True])
+def test_chunks_per_task_writes_eager_and_lazy_input_alike(tmp_path, lazy):
+    # nine 1024 x 1024 chunks (an eager raster is written in chunks of that size), three write tasks
+    gb = GeoBox.from_bounds((0, 0, 21000, 21000), 10, "EPSG:32631")
+    values = (np.arange(2100 * 2100, dtype="uint32") % 251).astype("uint8").reshape(1, 2100, 2100)
+    r = Raster(da.from_array(values, chunks=(1, 1024, 1024)) if lazy else values, gb, nodata=0)
+    pyr.write_zarr(r, tmp_path / "one.zarr")
+    with dask.config.set({"pyr.chunks-per-task": 4}):
+        job = pyr.write_zarr(r, tmp_path / "grouped.zarr", compute=False)
+    assert sum("pyr-zarr-write-group" in str(k) for k in dict(job.__dask_graph__())) == 3
+    job.compute()
+    assert snapshot(tmp_path / "grouped.zarr") == snapshot(tmp_path / "one.zarr")
+    assert_raster_equal(pyr.read_zarr(tmp_path / "grouped.zarr"), Raster(values, gb, nodata=0))
+
+
 @pytest.mark.parametrize("setting", [0, -2, 1.5, True, "many"])
 def test_chunks_per_task_must_be_auto_or_a_positive_integer(tmp_path, setting):
     config = {"pyr.chunks-per-task": setting}

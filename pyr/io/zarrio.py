@@ -66,7 +66,8 @@ def init_store(target: Target, layout: Layout, mode: str, files: StoreFiles | No
     if mode == "w-" and target.exists():
         raise StoreExists(f"{display_name(target.url)!r} already exists (mode='w-'); pass mode='w' to replace it.")
     if files is not None:
-        _clear(target)  # what zarr's mode="w" does: a fresh store (the staging place of "w")
+        if mode == "w":  # what zarr's mode="w" does: a fresh store (the staging place of "w")
+            _clear(target)
         _put_files(target, files.init)
         return
     create_store(target.zarr_store(), layout)
