@@ -30,10 +30,10 @@ def active_client(collection: Any) -> Any:
 def cluster_threads(collection: Any) -> int | None:
     """The worker threads of the cluster ``collection`` would run on; ``None`` off a cluster.
 
-    Also ``None`` for an asynchronous client, which cannot answer without an
-    event loop turn.
+    Also ``None`` for an asynchronous client, which :func:`active_client` does
+    not return (dask cannot run a graph on it from synchronous code).
     """
     client = active_client(collection)
-    if client is None or client.asynchronous:
+    if client is None:
         return None
     return int(sum(client.nthreads().values()))

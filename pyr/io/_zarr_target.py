@@ -82,10 +82,15 @@ class Target:
             return True
         if self.is_local:
             return os.path.exists(self.url)
+        fs, path = self.fs()
+        return bool(fs.exists(path)) and bool(fs.ls(path)) if fs.isdir(path) else bool(fs.exists(path))
+
+    def fs(self) -> tuple[Any, str]:
+        """The fsspec filesystem of a URL target and the store's path in it (no trailing slash)."""
         import fsspec
 
         fs, path = fsspec.core.url_to_fs(self.url, **dict(self.storage_options))
-        return bool(fs.exists(path)) and bool(fs.ls(path)) if fs.isdir(path) else bool(fs.exists(path))
+        return fs, str(path).rstrip("/")
 
     def __repr__(self) -> str:  # storage options may hold credentials: never shown
         return f"Target({display_name(self.url)!r})"

@@ -89,9 +89,7 @@ def _clear(target: Target) -> None:
         if os.path.lexists(target.url):
             shutil.rmtree(target.url)
         return
-    import fsspec
-
-    fs, root = fsspec.core.url_to_fs(target.url, **dict(target.storage_options))
+    fs, root = target.fs()
     if fs.exists(root):
         fs.rm(root, recursive=True)
 
@@ -108,10 +106,7 @@ def _put_files(target: Target, files: tuple[tuple[str, bytes], ...]) -> None:
         for key, data in files:
             _zarr_direct.put_file(os.path.join(target.url, *key.split("/")), data)
         return
-    import fsspec
-
-    fs, root = fsspec.core.url_to_fs(target.url, **dict(target.storage_options))
-    root = root.rstrip("/")
+    fs, root = target.fs()
     batch: dict[str, bytes] = {}
     for key, data in files:
         if key in _ROOT_METADATA:
@@ -163,11 +158,8 @@ def _publish_remote(staged: Target, final: Target) -> None:
     CopyObject), its root metadata last, and the staging prefix removed. A
     failure during the copy leaves the complete new store under ``staged``.
     """
-    import fsspec
-
-    fs, src = fsspec.core.url_to_fs(staged.url, **dict(staged.storage_options))
-    dst = fsspec.core.url_to_fs(final.url, **dict(final.storage_options))[1]
-    src, dst = src.rstrip("/"), dst.rstrip("/")
+    fs, src = staged.fs()
+    dst = final.fs()[1]
     if fs.exists(dst):
         fs.rm(dst, recursive=True)
     files = [f for f in fs.find(src) if f.startswith(src + "/")]
