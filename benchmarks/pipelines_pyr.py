@@ -2,7 +2,7 @@
 
 ``pyr`` uses the defaults a user gets (``chunks="auto"``); ``pyr-1024``
 passes ``chunks=1024`` (one COG tile per chunk, as the bounds use), ``pyr-2048``
-``chunks=2048``. ``pyr-1024+direct`` etc. apply an experiment from
+``chunks=2048``. ``pyr+cache64`` etc. apply an experiment from
 :mod:`benchmarks.pipelines_pyr_experiments` first; ``pyr+read2048`` reads
 the store back with ``read_zarr(store, chunks=2048)``; ``pyr+pertask1``
 writes with the dask config ``pyr.chunks-per-task`` set to 1 (one write task

@@ -330,6 +330,14 @@ def _nodata(path: str) -> Any:
     return None if nd is None else (int(nd) if float(nd).is_integer() else nd)
 
 
+def _side(path: str) -> int:
+    """The width of the raster at ``path`` (the ``size`` recorded for ``--data`` runs)."""
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        return int(ds.width)
+
+
 def _many_sources(path: str, n: int) -> list[str]:
     """``n`` symlinks to ``path`` in the cache (read_cube over many sources)."""
     d = HERE / ".cache" / f"many-{n}-{Path(path).parent.name}"
@@ -427,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
         "--impls",
         nargs="+",
         help="implementations to run instead of the default set (bound always runs); "
-        "pyr-N means chunks=N, pyr-N+direct / +cache64 apply an experiment (benchmarks/pipelines_pyr_experiments.py)",
+        "pyr-N means chunks=N, pyr+cache64 / +readN / +pertaskN / +v3 apply an experiment "
+        "(benchmarks/pipelines_pyr_experiments.py)",
     )
     p.add_argument(
         "--schedulers",
@@ -440,7 +449,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, help="seconds per run (default 180 small, 300 full)")
     p.add_argument("--size", type=int, help="override the raster side")
     p.add_argument("--dates", type=int, help="override the number of dates")
-    p.add_argument("--chart", default=str(RESULTS / "ratios.png"), help="where to write the PNG chart")
+    p.add_argument(
+        "--results", default=str(RESULTS), help="folder for the JSON-lines log (default: benchmarks/results)"
+    )
+    p.add_argument("--chart", help="where to write the PNG chart (default: ratios.png in the results folder)")
     p.add_argument("--profile", metavar="DIR", help="record each run with py-spy (collapsed stacks) into DIR")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -469,16 +481,19 @@ def main(argv: list[str] | None = None) -> int:
         if not paths:
             p.error(f"--data {args.data}: no *.tif files")
         origin = f"--data {args.data}"
+        size = args.size or _side(paths[0])
     else:
         t0 = time.perf_counter()
         paths, origin = series(size=size, dates=dates)
         print(f"# data: {len(paths)} COGs from {origin} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     nodata = _nodata(paths[0])
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    chart = args.chart or str(results / "ratios.png")
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    log_path = RESULTS / f"{stamp}{'-small' if args.small else ''}.jsonl"
+    log_path = results / f"{stamp}{'-small' if args.small else ''}.jsonl"
     records: list[dict[str, Any]] = []
     failed: set[tuple[str, str, str]] = set()
     file_bytes = os.path.getsize(paths[0])
@@ -536,8 +551,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# results: {log_path}", file=sys.stderr)
     print(report.table(records))
     try:
-        report.chart(records, args.chart)
-        print(f"# chart: {args.chart}", file=sys.stderr)
+        report.chart(records, chart)
+        print(f"# chart: {chart}", file=sys.stderr)
     except Exception as err:  # the table matters more than the picture
         print(f"# chart not written: {err}", file=sys.stderr)
     return 0
