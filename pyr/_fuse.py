@@ -1,6 +1,7 @@
 """Fuse each output task with the tasks only it needs, so workers never ship pixels.
 
-A pyr write graph ends in one task per output chunk (``write_chunk``). The
+A pyr write graph (``write_zarr``, its ``mode="a"`` appends, a lazy
+``write_tiff``) ends in one task per output chunk that writes it. The
 tasks that produce that chunk's pixels (the reads of every date, the kernel,
 the reduction) are needed by that write task alone. Fusing them into it
 makes one task per output chunk that reads, computes and writes in whatever
@@ -22,10 +23,65 @@ that runs them in turn.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["fuse_exclusive_ancestors", "group_tasks"]
+from pyr._cluster import cluster_threads
+from pyr.errors import InvalidArgument
+
+__all__ = ["chunks_per_task", "fuse_exclusive_ancestors", "fuse_writes", "group_tasks"]
+
+
+def fuse_writes(
+    graph: Mapping[Any, Any], writes: list[Any], data: Any, group_name: str
+) -> tuple[dict[Any, Any], list[Any]]:
+    """A writer's graph with each write task fused with what only it needs, grouped on a cluster.
+
+    ``writes`` are the keys of the one-chunk write tasks of ``data`` (a dask
+    array). Returns the new graph (task-spec form) and the keys the final
+    task should wait on: ``writes`` themselves, or the keys of the grouped
+    tasks (:func:`chunks_per_task` chunks each) that replaced them. The
+    write tasks' values are dropped by grouping: pass what the final task
+    needs as arguments, not as their values.
+    """
+    fused = fuse_exclusive_ancestors(graph, writes)
+    per_task = chunks_per_task(data)
+    if per_task > 1:
+        return fused, group_tasks(fused, writes, per_task, group_name)
+    return fused, list(writes)
+
+
+#: Output bytes one grouped write task carries on a cluster: four 1024 x 1024 float32 chunks.
+TASK_BYTES = 16 * 2**20
+#: The fewest write tasks per worker thread that grouping leaves, so that no thread waits at the end.
+MIN_TASKS_PER_THREAD = 4
+
+
+def chunks_per_task(data: Any) -> int:
+    """How many output chunks of ``data`` one write task writes (dask config ``pyr.chunks-per-task``).
+
+    ``"auto"`` (the default) writes one chunk per task on the local
+    schedulers, where a task costs microseconds. On a ``distributed``
+    cluster (a client active when the graph is built), where every task
+    costs the scheduler and a worker bookkeeping (measurements above), it
+    groups chunks up to
+    :data:`TASK_BYTES` of output per task while leaving at least
+    :data:`MIN_TASKS_PER_THREAD` tasks per worker thread. An integer fixes it.
+    """
+    import dask.config
+
+    setting = dask.config.get("pyr.chunks-per-task", "auto")
+    if setting != "auto":
+        if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
+            raise InvalidArgument(f"dask config pyr.chunks-per-task={setting!r}: expected 'auto' or an integer >= 1.")
+        return int(setting)
+    threads = cluster_threads(data)
+    if not threads:  # a local scheduler, or a cluster with no workers yet: nothing to size by
+        return 1
+    chunk_bytes: int = max(1, math.prod(data.chunksize) * data.dtype.itemsize)
+    nchunks: int = math.prod(data.numblocks)
+    return max(1, min(TASK_BYTES // chunk_bytes, nchunks // (MIN_TASKS_PER_THREAD * threads)))
 
 
 def fuse_exclusive_ancestors(graph: Mapping[Any, Any], roots: Iterable[Any]) -> dict[Any, Any]:

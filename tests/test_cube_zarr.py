@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import attrs
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -147,6 +148,28 @@ def test_appended_chunks_are_written_by_the_fast_path(tmp_path, monkeypatch, zar
     back = read_zarr(store, chunks=None)
     np.testing.assert_array_equal(back.data[2:], tail.data)
     np.testing.assert_array_equal(back.data[:2], base_cube().data)
+
+
+@pytest.mark.parametrize("per_task", [1, 3])
+def test_append_computes_and_writes_each_block_in_one_task(tmp_path, per_task):
+    # As write_zarr: each new block is computed and written by one task (no pixels cross
+    # processes), several blocks per task with pyr.chunks-per-task; the store is the same.
+    values = np.arange(4 * 2 * 2 * 4, dtype="uint16").reshape(4, 2, 2, 4)
+    tail = later(
+        base_cube(data=da.from_array(values, chunks=(1, 2, 2, 4)) + 1, times=[f"2024-0{m}-01" for m in range(1, 5)])
+    )
+    for name, setting in (("one", 1), ("grouped", per_task)):
+        store = tmp_path / f"{name}.zarr"
+        write_zarr(base_cube(), store)
+        with dask.config.set({"pyr.chunks-per-task": setting}):
+            job = write_zarr(tail, store, mode="a", compute=False)
+        chunk_tasks = [k for k in dict(job.__dask_graph__()) if isinstance(k, tuple)]
+        assert len(chunk_tasks) == math.ceil(4 / setting)  # the "+ 1" of every block is inside its write task
+        job.compute(scheduler="processes", num_workers=2)
+    one, grouped = (data_chunks(snapshot(tmp_path / f"{n}.zarr")) for n in ("one", "grouped"))
+    assert {k: v[1] for k, v in grouped.items()} == {k: v[1] for k, v in one.items()}
+    back = read_zarr(tmp_path / "grouped.zarr", chunks=None)
+    np.testing.assert_array_equal(back.data[2:], values + 1)
 
 
 @pytest.mark.parametrize(

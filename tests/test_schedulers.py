@@ -90,6 +90,13 @@ def test_distributed_local_cluster(source, expected, tmp_path):
         assert len({t["worker"] for t in writes}) == 2
         np.testing.assert_array_equal(small.data.compute(scheduler="sync"), expected)
         assert small.chunks[1:] == ((16,) * 9 + (6,), (16,) * 11 + (14,))
+        # write_tiff groups its chunk tasks the same way, and the file is the one written locally
+        rescaled = pyr.rescale(pyr.read(source, chunks=16), scale=1e-4, clip=(0, 1))
+        with distributed.get_task_stream(client) as stream:
+            pyr.write_tiff(rescaled, tmp_path / "cluster.tif")
+        saves = [t for t in stream.data if "pyr-tiff-chunk" in str(t["key"])]
+        assert len(saves) == 8
+        np.testing.assert_array_equal(pyr.read(tmp_path / "cluster.tif").data, expected)
     np.testing.assert_array_equal(back.data.compute(scheduler="sync"), expected)
     assert_raster_equal(back, pipeline(source, tmp_path / "sync.zarr", scheduler="sync"))
 

@@ -190,3 +190,20 @@ def test_int64_nodata_beyond_float64_is_refused(tmp_path: Path) -> None:
     ok = Raster(np.zeros((1, 2, 2), "int64"), gb, nodata=-(2**53))
     write_tiff(ok, tmp_path / "ok.tif")
     assert_raster_equal(read(tmp_path / "ok.tif"), ok)
+
+
+@pytest.mark.parametrize("per_task", [1, 3])
+def test_lazy_write_computes_and_saves_each_chunk_in_one_task(tmp_path: Path, per_task: int) -> None:
+    # No pixels cross processes: a chunk's read, kernel and save run in one task (pyr._fuse), and
+    # with pyr.chunks-per-task (what "auto" sets on a cluster) one task saves several chunks in turn.
+    from pyr import rescale
+
+    src = tmp_path / "src.tif"
+    write_tiff(_raster(False), src, cog=False)
+    lazy = rescale(read(src, chunks=128), scale=1e-4)  # 4 x 4 chunks
+    with dask.config.set({"pyr.chunks-per-task": per_task}):
+        job = write_tiff(lazy, tmp_path / "out.tif", compute=False)
+    graph = dict(job.__dask_graph__())
+    assert len(graph) == math.ceil(16 / per_task) + 1  # the chunk tasks and the final one, nothing else
+    job.compute(scheduler="processes", num_workers=2)
+    assert_raster_equal(read(tmp_path / "out.tif"), rescale(read(src), scale=1e-4))

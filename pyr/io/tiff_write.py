@@ -24,6 +24,7 @@ import attrs
 import numpy as np
 
 from pyr._curry import curried
+from pyr._fuse import fuse_writes
 from pyr.errors import InvalidArgument, WriteError
 from pyr.geobox import GeoBox
 from pyr.raster import Raster, is_dask
@@ -125,23 +126,32 @@ def _write_eager(data: np.ndarray, plan: _Plan, token: str) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _save_chunk(plan: _Plan, token: str, index: tuple[int, ...], block: np.ndarray) -> str:
-    """Save one computed chunk beside the output; returns the chunk file's name."""
+def _chunk_name(index: tuple[int, ...]) -> str:
+    return "chunk-" + "-".join(map(str, index)) + ".npy"
+
+
+def _save_chunk(plan: _Plan, token: str, index: tuple[int, ...], block: np.ndarray) -> None:
+    """Save one computed chunk beside the output (in the staging folder)."""
     staging = _staging(plan, token)
     try:
         staging.mkdir(exist_ok=True)
-        name = "chunk-" + "-".join(map(str, index)) + ".npy"
+        name = _chunk_name(index)
         tmp = staging / f"{name}.{uuid.uuid4().hex}"
         with open(tmp, "wb") as f:
             np.save(f, np.ascontiguousarray(block))
         os.replace(tmp, staging / name)  # a retried task never leaves a torn chunk
-        return name
     except Exception as err:
         raise WriteError(f"Cannot stage a chunk of {plan.path!r} in {str(staging)!r}: {err}") from err
 
 
-def _assemble(plan: _Plan, token: str, regions: list[tuple[int, int, int, int, int, int]], names: list[str]) -> None:
-    """Copy the staged chunks (``names``, at ``regions``), one at a time, into a tiled GeoTIFF, then publish it."""
+def _assemble(
+    plan: _Plan,
+    token: str,
+    regions: list[tuple[int, int, int, int, int, int]],
+    indices: list[tuple[int, ...]],
+    _after: Any = None,
+) -> None:
+    """Copy the staged chunks (at ``indices``, into ``regions``), one at a time, into a tiled GeoTIFF; publish it."""
     import rasterio
     from rasterio.windows import Window
 
@@ -151,8 +161,8 @@ def _assemble(plan: _Plan, token: str, regions: list[tuple[int, int, int, int, i
         with rasterio.Env(GDAL_CACHEMAX=_CACHE):
             with rasterio.open(plain, "w", **_profile(plan)) as dst:
                 _describe(dst, plan)
-                for (b0, b1, r0, r1, c0, c1), name in zip(regions, names, strict=True):
-                    block = np.load(staging / name)
+                for (b0, b1, r0, r1, c0, c1), index in zip(regions, indices, strict=True):
+                    block = np.load(staging / _chunk_name(index))
                     dst.write(block, indexes=list(range(b0 + 1, b1 + 1)), window=Window(c0, r0, c1 - c0, r1 - r0))
                     del block
             _publish(plan, staging, plain)
@@ -163,6 +173,7 @@ def _assemble(plan: _Plan, token: str, regions: list[tuple[int, int, int, int, i
 
 
 def _lazy_graph(data: Any, plan: _Plan, token: str) -> Any:
+    from dask._task_spec import List, Task, TaskRef
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
 
@@ -171,17 +182,21 @@ def _lazy_graph(data: Any, plan: _Plan, token: str) -> Any:
     offsets = [np.cumsum((0, *c)) for c in data.chunks]
     dsk: dict[Any, Any] = {}
     regions = []
-    saved = []
+    indices = []
+    saved: list[Any] = []
     for idx in itertools.product(*(range(len(c)) for c in data.chunks)):
         key = (data.name, *idx)
         b, r, c = (slice(int(o[i]), int(o[i + 1])) for o, i in zip(offsets, idx, strict=True))
         dsk[(save_name, *idx)] = (_save_chunk, plan, token, idx, key)
         regions.append((b.start, b.stop, r.start, r.stop, c.start, c.stop))
+        indices.append(idx)
         saved.append((save_name, *idx))
-    # the final task receives the chunk *file names* (small strings), never the chunks themselves
-    dsk[final_key] = (_assemble, plan, token, regions, saved)
-    graph = HighLevelGraph.from_collections(final_key, dsk, dependencies=[data])
-    return Delayed(final_key, graph)
+    graph = HighLevelGraph.from_collections(save_name, dsk, dependencies=[data])
+    # each chunk is computed and saved by one task (grouped on a cluster; see pyr._fuse); the
+    # final task waits for them and finds the staged files by their indices: it never receives pixels
+    fused, saved = fuse_writes(graph, saved, data, f"pyr-tiff-chunk-group-{token}")
+    fused[final_key] = Task(final_key, _assemble, plan, token, regions, indices, List(*map(TaskRef, saved)))
+    return Delayed(final_key, fused)
 
 
 def _plan(raster: Any, path: Any, cog: Any, compress: Any, level: Any) -> _Plan:
@@ -235,7 +250,10 @@ def write_tiff(
 
     The CRS, transform, nodata and band names (as band descriptions) are kept,
     so ``read(path)`` gives back the same raster. A lazy raster is written
-    chunk by chunk, in parallel, without being materialised whole.
+    chunk by chunk, in parallel, without being materialised whole: one task
+    computes a chunk and saves it beside the output (several chunks per
+    task on a ``distributed`` cluster, as ``write_zarr``), then one task
+    assembles the file.
 
     Parameters
     ----------

@@ -27,6 +27,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from pyr._fuse import fuse_writes
 from pyr.cube import Cube
 from pyr.errors import GridMismatch, IncompleteStore, InvalidArgument, ReadError
 from pyr.io import _zarr_direct, cf
@@ -201,6 +202,7 @@ def append_graph(obj: Any, target: Target, *, name: str, compute: bool) -> Any:
     :class:`InvalidArgument` unless every new date is after the last stored.
     """
     import dask.array as da
+    from dask._task_spec import List, Task, TaskRef
     from dask.base import tokenize
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
@@ -224,9 +226,11 @@ def append_graph(obj: Any, target: Target, *, name: str, compute: bool) -> Any:
         wkey = (write_name, *idx)
         dsk[wkey] = (write_block, target, plan.name, region, key, begin_key)
         write_keys.append(wkey)
-    dsk[final_key] = (finish_append, target, plan, write_keys)
-    graph = HighLevelGraph.from_collections(final_key, dsk, dependencies=[data])
-    delayed = Delayed(final_key, graph)
+    graph = HighLevelGraph.from_collections(write_name, dsk, dependencies=[data])
+    # as write_zarr: each block is read, computed and written by one task (grouped on a cluster)
+    fused, write_keys = fuse_writes(graph, write_keys, data, f"pyr-zarr-append-group-{token}")
+    fused[final_key] = Task(final_key, finish_append, target, plan, List(*map(TaskRef, write_keys)))
+    delayed = Delayed(final_key, fused)
     if compute:
         delayed.compute()
         return None

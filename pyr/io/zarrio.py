@@ -30,9 +30,8 @@ from typing import Any
 import attrs
 import numpy as np
 
-from pyr._cluster import cluster_threads
 from pyr._curry import curried
-from pyr._fuse import fuse_exclusive_ancestors, group_tasks
+from pyr._fuse import fuse_writes
 from pyr._malloc import tune_once as tune_malloc_once
 from pyr.cube import Cube
 from pyr.errors import IncompleteStore, InvalidArgument, ReadError, StoreExists
@@ -317,48 +316,13 @@ def _write_graph(obj: Raster | Cube, target: Target, layout: Layout, mode: str) 
         write_keys.append(wkey)
     graph = HighLevelGraph.from_collections(write_name, dsk, dependencies=[data])
     # One task per output chunk reads, computes and writes it: no pixel data
-    # moves between processes or workers (see pyr._fuse) ...
-    fused = fuse_exclusive_ancestors(dict(graph), write_keys)
-    # ... and on a cluster one task writes several chunks in turn.
-    per_task = chunks_per_task(data)
-    if per_task > 1:
-        write_keys = group_tasks(fused, write_keys, per_task, f"pyr-zarr-write-group-{token}")
+    # moves between processes or workers; on a cluster one task writes several
+    # chunks in turn (see pyr._fuse).
+    fused, write_keys = fuse_writes(graph, write_keys, data, f"pyr-zarr-write-group-{token}")
     fused[final_key] = Task(
         final_key, finalize_store, target, layout, List(*map(TaskRef, write_keys)), publish_to, files
     )
     return Delayed(final_key, fused)
-
-
-#: Output bytes one write task carries on a cluster: four 1024 x 1024 float32 chunks.
-TASK_BYTES = 16 * 2**20
-#: The fewest write tasks per worker thread that grouping leaves, so that no thread waits at the end.
-MIN_TASKS_PER_THREAD = 4
-
-
-def chunks_per_task(data: Any) -> int:
-    """How many output chunks one write task writes (dask config ``pyr.chunks-per-task``).
-
-    ``"auto"`` (the default) writes one chunk per task on the local
-    schedulers, where a task costs microseconds. On a ``distributed``
-    cluster (a client active when the graph is built), where every task
-    costs the scheduler and a worker bookkeeping (pyr._fuse has the
-    measurements), it groups chunks up to
-    :data:`TASK_BYTES` of output per task while leaving at least
-    :data:`MIN_TASKS_PER_THREAD` tasks per worker thread. An integer fixes it.
-    """
-    import dask.config
-
-    setting = dask.config.get("pyr.chunks-per-task", "auto")
-    if setting != "auto":
-        if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
-            raise InvalidArgument(f"dask config pyr.chunks-per-task={setting!r}: expected 'auto' or an integer >= 1.")
-        return int(setting)
-    threads = cluster_threads(data)
-    if not threads:  # a local scheduler, or a cluster with no workers yet: nothing to size by
-        return 1
-    chunk_bytes: int = max(1, math.prod(data.chunksize) * data.dtype.itemsize)
-    nchunks: int = math.prod(data.numblocks)
-    return max(1, min(TASK_BYTES // chunk_bytes, nchunks // (MIN_TASKS_PER_THREAD * threads)))
 
 
 # --- read_zarr ------------------------------------------------------------------
