@@ -65,9 +65,9 @@ def chunks_per_task(data: Any) -> int:
     schedulers, where a task costs microseconds. On a ``distributed``
     cluster (a client active when the graph is built), where every task
     costs the scheduler and a worker bookkeeping (measurements above), it
-    groups chunks up to
-    :data:`TASK_BYTES` of output per task while leaving at least
-    :data:`MIN_TASKS_PER_THREAD` tasks per worker thread. An integer fixes it.
+    groups chunks up to :data:`TASK_BYTES` of output per task while leaving
+    at least :data:`MIN_TASKS_PER_THREAD` tasks per worker thread. An
+    integer fixes it.
     """
     import dask.config
 
