@@ -196,3 +196,29 @@ def test_a_truncated_uncompressed_chunk_is_a_read_error_naming_it(tmp_path, zarr
     path.write_bytes(path.read_bytes()[:10])
     with pytest.raises(pyr.ReadError, match=chunk.replace("/", ".").replace(".", r"[./]")):
         pyr.read_zarr(store).data.compute(scheduler="sync")
+
+
+@pytest.mark.parametrize("compressor", ["default", None])
+def test_stacked_whole_chunks_are_decoded_in_place(tmp_path, monkeypatch, compressor):
+    # A dask chunk of full-width chunks stacked in y is one run of memory per stored chunk: each is
+    # decoded straight into the output (no scratch buffer, no copy); a missing one is the fill value.
+    gb = pyr.GeoBox.from_bounds((0, 0, 100, 90), 10, "EPSG:32631")
+    values = np.arange(90, dtype="int16").reshape(1, 9, 10) + 1
+    store = tmp_path / "s.zarr"
+    kwargs = {} if compressor == "default" else {"compressor": None}
+    pyr.write_zarr(pyr.Raster(da.from_array(values, chunks=(1, 2, 10)), gb, nodata=-1), store, **kwargs)
+    (store / "band_data" / "0.1.0").unlink()  # rows 2:4
+    expected = zarr.open_array(store, path="band_data", mode="r")[...]
+    assert (expected[0, 2:4] == -1).all()
+    into: list[bool] = []
+    real = _zarr_direct._decode_file
+
+    def spy(files, path, target):
+        into.append(target is getattr(_zarr_direct._BUFFERS, "chunk", None))
+        return real(files, path, target)
+
+    monkeypatch.setattr(_zarr_direct, "_decode_file", spy)
+    back = pyr.read_zarr(store, chunks=(6, 10))  # three stored chunks per dask chunk, then a ragged one
+    np.testing.assert_array_equal(back.data.compute(scheduler="sync"), expected)
+    assert into.count(True) == 1  # only the last, ragged chunk (one row of two) went through the buffer
+    assert into.count(False) == 4  # the others were decoded in place (the missing one attempted too)

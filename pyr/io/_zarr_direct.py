@@ -240,9 +240,10 @@ def read_region(url: str, name: str, region: tuple[slice, ...], fingerprint: str
     the compressed bytes go through a buffer this thread reuses: one fresh
     allocation per chunk instead of three: fresh pages are much of what a
     chunk read costs where the allocator hands large buffers back to the OS
-    (see pyr/_malloc.py). Several chunks are decoded one by one into a chunk
-    buffer this thread reuses, and copied into their place; a missing chunk
-    file is the fill value there (what zarr-python reads).
+    (see pyr/_malloc.py). Several chunks are decoded one by one straight into
+    their place where that place is one run of memory, else into a chunk
+    buffer this thread reuses and copied into place; a missing chunk file is
+    the fill value there (what zarr-python reads).
     """
     located = _pieces(url, name, region, fingerprint)
     if located is None:
@@ -260,6 +261,12 @@ def read_region(url: str, name: str, region: tuple[slice, ...], fingerprint: str
     scratch = _chunk_buffer(files)
     for sub, path in pieces:
         part = out[sub]
+        if part.shape == files.chunks and part.flags.c_contiguous:
+            # a whole chunk that is one run of memory in the output (chunks several dates deep, or
+            # stacked rows of full-width chunks): decoded in place, no copy
+            if not _decode_file(files, path, part):
+                part[...] = files.fill
+            continue
         if _decode_file(files, path, scratch):
             part[...] = scratch[tuple(slice(0, n) for n in part.shape)]
         else:
