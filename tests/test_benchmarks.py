@@ -37,9 +37,12 @@ def test_harness_runs_and_implementations_agree(tmp_path):
     }
     assert all(r["status"] == "ok" for r in records), [r for r in records if r["status"] != "ok"]
     for pipeline in ("band1", "median"):
+        # the harness's own "agrees": within 1e-5 of the bound's (implementations sum in different orders)
         sums = {r["impl"]: r["checksum"] for r in records if r["pipeline"] == pipeline}
-        assert len(set(sums.values())) == 1, (pipeline, sums)
+        ref = sums["bound"]
+        assert all(abs(v - ref) <= 1e-5 * max(abs(ref), 1.0) for v in sums.values()), (pipeline, sums)
     assert all(r["size"] == 512 for r in records)  # taken from --data
     (log,) = results.glob("*.jsonl")
     assert [json.loads(line) for line in log.read_text().splitlines()] == records
     assert "| band1 | pyr | threads |" in done.stdout  # the ratio table
+    assert "| NO |" not in done.stdout  # its "agrees" column
