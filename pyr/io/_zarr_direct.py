@@ -76,7 +76,7 @@ class ChunkFiles:
 def _pieces(
     url: str, name: str, region: tuple[slice, ...], fingerprint: str
 ) -> tuple[ChunkFiles, list[tuple[tuple[slice, ...], str]]] | None:
-    """The array's chunk layout and the whole chunks making up ``region``, for a local v2 array."""
+    """The array's chunk layout and the whole chunks making up ``region``, for a local array this module reads."""
     found: tuple[ChunkFiles, tuple[int, ...]] | None = _FILES.get(
         (url, name, fingerprint), lambda: _load(os.path.join(url, name))
     )
@@ -258,19 +258,16 @@ def read_region(url: str, name: str, region: tuple[slice, ...], fingerprint: str
             return full
         return full[tuple(slice(0, s.stop - s.start) for s in region)].copy()  # an edge chunk: drop the padding
     out = np.empty(tuple(s.stop - s.start for s in region), dtype=files.dtype)
-    scratch = _chunk_buffer(files)
     for sub, path in pieces:
         part = out[sub]
-        if part.shape == files.chunks and part.flags.c_contiguous:
-            # a whole chunk that is one run of memory in the output (chunks several dates deep, or
-            # stacked rows of full-width chunks): decoded in place, no copy
-            if not _decode_file(files, path, part):
-                part[...] = files.fill
-            continue
-        if _decode_file(files, path, scratch):
-            part[...] = scratch[tuple(slice(0, n) for n in part.shape)]
-        else:
+        # a whole chunk that is one run of memory in the output (chunks several dates deep, or
+        # stacked rows of full-width chunks) is decoded in place; any other through the buffer
+        in_place = part.shape == files.chunks and part.flags.c_contiguous
+        into = part if in_place else _chunk_buffer(files)
+        if not _decode_file(files, path, into):
             part[...] = files.fill
+        elif not in_place:
+            part[...] = into[tuple(slice(0, n) for n in part.shape)]
     return out
 
 
