@@ -30,12 +30,12 @@ import numpy as np
 from pyr._fuse import fuse_writes
 from pyr.cube import Cube
 from pyr.errors import GridMismatch, IncompleteStore, InvalidArgument, ReadError
-from pyr.io import _zarr_direct, cf
+from pyr.io import cf
 from pyr.io._zarr_layout import DEFAULT_NAME
-from pyr.io._zarr_target import Target, cached_array
+from pyr.io._zarr_target import Target
 from pyr.io._zarr_target import flatten_keys as _flatten
 from pyr.io.sources import display_name
-from pyr.io.zarrio import _nodata
+from pyr.io.zarrio import _nodata, write_chunk
 from pyr.raster import is_dask
 from pyr.types import parse_nodata
 
@@ -176,10 +176,8 @@ def begin_append(target: Target, plan: AppendPlan) -> str:
 
 
 def write_block(target: Target, name: str, region: tuple[slice, ...], block: np.ndarray, token: str) -> None:
-    """Write one block (whole Zarr chunks of the new dates) into the data array."""
-    if target.is_local and _zarr_direct.write_region(target.url, name, region, block, token):
-        return
-    cached_array(target, name, token)[region] = block
+    """Write one block (whole Zarr chunks of the new dates) as write_zarr writes a chunk, keyed by ``token``."""
+    write_chunk(target, name, region, block, fingerprint=token)
 
 
 def finish_append(target: Target, plan: AppendPlan, _after: Any = None) -> None:
