@@ -371,21 +371,26 @@ def _handler_for(srv: RangeServer) -> type[BaseHTTPRequestHandler]:
                 return
             if fault is not None and fault.stall:
                 first = body[: fault.after_bytes or 0]
+                srv._count(path, len(first))
                 self.wfile.write(first)
                 self.wfile.flush()
-                srv._count(path, len(first))
                 srv._released.wait(fault.stall)
                 self.close_connection = True
                 return
+            # Count what really left, piece by piece. Each piece is counted
+            # *before* it is written (and uncounted if the write fails): a
+            # client that has read the whole body must see it counted, and the
+            # client can finish reading before this thread runs again.
             view = memoryview(body)
-            for start in range(0, len(body), 1 << 16):  # count what really left, piece by piece
+            for start in range(0, len(body), 1 << 16):
                 piece = view[start : start + (1 << 16)]
+                srv._count(path, len(piece))
                 try:
                     self.wfile.write(piece)
                 except (BrokenPipeError, ConnectionResetError):  # the client hung up (timeouts, size probes)
+                    srv._count(path, -len(piece))
                     self.close_connection = True
                     return
-                srv._count(path, len(piece))
 
     return Handler
 

@@ -267,3 +267,24 @@ def test_env_travels_with_the_tasks_to_the_processes_scheduler(http_server, cog)
     values = r.data.compute(scheduler="processes", num_workers=2)
     np.testing.assert_array_equal(values[0], data)
     assert http_server.requests(name, method="GET") >= 3  # the chunks were fetched by the workers
+
+
+def test_server_counts_a_body_before_the_client_has_it(http_server):
+    """The test server's byte count is final once a response is read.
+
+    It once counted each piece after writing it, so a client that read the
+    whole body could look before the count moved (seen in CI: the
+    ``RangeServer`` doctest read 0 bytes sent after reading 3).
+    """
+    import urllib.request
+
+    url = http_server.put("count.bin", bytes(range(256)) * 4)
+    expected = 0
+    for i in range(300):
+        a = i % 1000
+        req = urllib.request.Request(url, headers={"Range": f"bytes={a}-{a + 9}"})
+        with urllib.request.urlopen(req) as resp:
+            assert resp.read() == (bytes(range(256)) * 4)[a : a + 10]
+        expected += 10
+        assert http_server.bytes_sent("count.bin") == expected, f"request {i}"
+    assert http_server.requests("count.bin") == 300
