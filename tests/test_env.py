@@ -234,3 +234,117 @@ def test_configure_reaches_processes_scheduler_workers(fresh_environ):
     assert probe[:2] == ("seen-by-worker", "seen-by-worker")
     assert region[:2] == ("pyr-test-2", "pyr-test-2")
     assert probe[2] != os.getpid()  # really another process
+
+
+def _header_spec(path: str, token: str) -> _handles.SourceSpec:
+    """A source at ``path`` read with the header ``X-T: token`` (an access setting of its own)."""
+    return _handles.SourceSpec(
+        path, path.rsplit("/", 1)[-1], cloud_env(cloud_defaults=False, GDAL_HTTP_HEADERS=f"X-T: {token}")
+    )
+
+
+def test_network_gate_one_access_setting_at_a_time_and_no_starvation(monkeypatch):
+    # A reads a URL under setting X; B (setting Y) must wait for it, and C (X
+    # again) arriving after B queues behind B instead of joining A. Each
+    # change of setting drops GDAL's cache of the path first.
+    cleared: list[str] = []
+    monkeypatch.setattr(_handles, "clear_network_cache", lambda part: cleared.append(part) or True)
+    path = "/vsicurl/http://127.0.0.1:9/gate-test.tif"
+    x, y = _header_spec(path, "x"), _header_spec(path, "y")
+    entered: list[str] = []
+    inside = {n: threading.Event() for n in "ABC"}
+    release = {n: threading.Event() for n in "ABC"}
+
+    def use(name: str, s: _handles.SourceSpec) -> None:
+        with _handles._gated(s):
+            entered.append(name)
+            inside[name].set()
+            assert release[name].wait(10)
+
+    def wait_until(cond, what: str) -> None:
+        for _ in range(1000):
+            if cond():
+                return
+            threading.Event().wait(0.01)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    gate = _handles._gate_for(path)
+    threads = {n: threading.Thread(target=use, args=(n, s)) for n, s in (("A", x), ("B", y), ("C", x))}
+    threads["A"].start()
+    assert inside["A"].wait(10)
+    threads["B"].start()
+    wait_until(lambda: _handles._access(y.env) in gate.waiting, "B to wait")
+    threads["C"].start()
+    wait_until(lambda: _handles._access(x.env) in gate.waiting, "C to queue behind B")
+    assert entered == ["A"]
+    assert cleared == []
+    release["A"].set()
+    assert inside["B"].wait(10)
+    assert entered == ["A", "B"]
+    assert cleared == [path]
+    assert _handles._access(x.env) in gate.waiting  # C still waits for B
+    release["B"].set()
+    assert inside["C"].wait(10)
+    release["C"].set()
+    for t in threads.values():
+        t.join(10)
+    assert entered == ["A", "B", "C"]
+    assert cleared == [path, path]
+    assert gate.active == 0
+    assert not gate.waiting
+    assert gate.turn is None
+
+
+def test_network_gate_lets_one_setting_share_and_a_thread_nest(monkeypatch):
+    cleared: list[str] = []
+    monkeypatch.setattr(_handles, "clear_network_cache", lambda part: cleared.append(part) or True)
+    path = "/vsicurl/http://127.0.0.1:9/shared.tif"
+    x, y = _header_spec(path, "x"), _header_spec(path, "y")
+    barrier = threading.Barrier(2, timeout=10)
+
+    def share() -> None:
+        with _handles._gated(x):
+            barrier.wait()  # both inside at once, or this times out
+
+    threads = [threading.Thread(target=share) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(15)
+    assert not barrier.broken
+    assert cleared == []
+
+    # A thread inside, another setting waiting: a nested open of the same
+    # path by the thread inside must not queue behind the waiter (deadlock).
+    gate = _handles._gate_for(path)
+
+    def wait_for_y() -> None:
+        with _handles._gated(y):
+            pass
+
+    def nest() -> None:
+        waiter = threading.Thread(target=wait_for_y)
+        with _handles._gated(x):
+            waiter.start()
+            for _ in range(1000):
+                if gate.waiting:
+                    break
+                threading.Event().wait(0.01)
+            assert _handles._access(y.env) in gate.waiting
+            with _handles._gated(x):  # returns at once
+                done.append("nested")
+        waiter.join(10)
+        done.append("waiter" if not waiter.is_alive() else "waiter stuck")
+
+    done: list[str] = []
+    outer = threading.Thread(target=nest, daemon=True)  # a deadlock leaves it hanging, not the suite
+    outer.start()
+    outer.join(15)
+    assert done == ["nested", "waiter"]
+    assert gate.access == _handles._access(y.env)
+    assert gate.active == 0
+
+
+def test_network_gate_passes_local_paths():
+    with _handles._gated(_handles.SourceSpec("/tmp/x.tif", "x.tif", None)):
+        assert "/tmp/x.tif" not in _handles._gates

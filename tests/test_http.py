@@ -288,3 +288,44 @@ def test_server_counts_a_body_before_the_client_has_it(http_server):
         expected += 10
         assert http_server.bytes_sent("count.bin") == expected, f"request {i}"
     assert http_server.requests("count.bin") == 300
+
+
+def test_a_tokenless_task_never_breaks_a_concurrent_task_with_the_token(http_server, cog):
+    # One thread reads with the token while another reads without it, at the
+    # same time in one process: every tokenless read is a 403 ReadError, every
+    # read with the token gets the pixels. (GDAL caches a URL's failures for
+    # the whole process; before pyr's access gate, the tokenless thread's 403
+    # made the other thread's block reads fail with "IReadBlock failed".)
+    import threading
+
+    path, data = cog
+    name, url = serve(http_server, path)
+    http_server.protect(name, "X-Pyr-Token", SECRET)
+    with_token = cloud_env(**FAST, GDAL_HTTP_HEADERS=f"X-Pyr-Token: {SECRET}")
+    outcomes: dict[str, list[str]] = {"token": [], "none": []}
+    token_done = threading.Event()
+
+    def read(tag: str, env) -> None:
+        try:
+            got = pyr.read(url, chunks=128, env=env).data.compute(scheduler="sync")[0]
+            outcomes[tag].append("equal" if np.array_equal(got, data) else "different")
+        except ReadError as err:
+            outcomes[tag].append("403" if "403" in str(err) else f"error: {err}")
+
+    def with_the_token() -> None:
+        for _ in range(10):
+            read("token", with_token)
+        token_done.set()
+
+    def without() -> None:  # all the while the other thread reads
+        while not token_done.is_set():
+            read("none", ENV)
+
+    threads = [threading.Thread(target=with_the_token), threading.Thread(target=without)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert outcomes["token"] == ["equal"] * 10
+    assert outcomes["none"]
+    assert set(outcomes["none"]) == {"403"}

@@ -192,14 +192,14 @@ def test_handles_are_per_thread(tiled, fresh_handles):
 
 def test_threaded_compute_never_shares_a_handle(tiled, data3, monkeypatch):
     seen: list[tuple[int, int]] = []
-    real = tiff.open_dataset
+    real = _handles.open_dataset
 
     def recording(spec):
         ds = real(spec)
         seen.append((threading.get_ident(), id(ds)))
         return ds
 
-    monkeypatch.setattr(tiff, "open_dataset", recording)
+    monkeypatch.setattr(_handles, "open_dataset", recording)
     r = pyr.read(tiled, chunks=8)
     with dask.config.set(scheduler="threads", num_workers=3):
         np.testing.assert_array_equal(r.data.compute(), data3)
@@ -314,7 +314,7 @@ def test_env_is_applied_around_reads(tiled, data3, monkeypatch):
             yield
 
     r = pyr.read(tiled, chunks=25, env={"PYR_TEST_OPTION": "yes"})
-    monkeypatch.setattr(tiff, "gdal_env", recording_env)
+    monkeypatch.setattr(_handles, "gdal_env", recording_env)
     np.testing.assert_array_equal(r.data.compute(scheduler="sync"), data3)
     assert len(seen) == 6  # one per chunk
     assert all(s == {"PYR_TEST_OPTION": "yes"} for s in seen)

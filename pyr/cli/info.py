@@ -69,13 +69,12 @@ def _nodata_text(nodata: Any) -> str:
 
 def describe_tiff(source: str, args: argparse.Namespace) -> list[tuple[str, str]]:
     """The lines of ``pyr info`` for a GDAL raster (header only)."""
-    from pyr.io._handles import gdal_env, open_dataset
+    from pyr.io._handles import dataset
     from pyr.io.tiff import read_header, source_spec
 
     spec = source_spec(source, env=env_for(source, args))
     header = read_header(spec)
-    with gdal_env(spec.env):
-        ds = open_dataset(spec)
+    with dataset(spec) as ds:
         driver = ds.driver
         structure = ds.tags(ns="IMAGE_STRUCTURE")
         compression = ds.compression.name.lower() if ds.compression is not None else "none"

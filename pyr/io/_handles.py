@@ -10,8 +10,9 @@ downloaded ranges, failures included: one 404 or exhausted 503 would make
 the URL unreadable for the rest of a worker's life, and bytes fetched with
 one set of credentials would be served to a task holding other (or no)
 credentials. So this module drops GDAL's cache for a path after a failed
-open or read, and before opening a path under other access settings
-(credentials, endpoint, headers) than the last open in this process.
+open or read, and lets threads use a network path under one access setting
+(credentials, endpoint, headers) at a time, dropping the cache when the
+setting changes (:class:`_Gate`; :func:`dataset` is the way in).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from pyr._malloc import tune_once as tune_malloc_once
 from pyr.errors import InvalidArgument, PyrError, ReadError
 from pyr.io.env import GdalEnv, is_secret
 
-__all__ = ["SourceSpec", "close_all", "forget", "gdal_env", "open_dataset", "sanitize"]
+__all__ = ["SourceSpec", "close_all", "dataset", "forget", "gdal_env", "open_dataset", "sanitize"]
 
 MAX_HANDLES_PER_THREAD = 64
 _local = threading.local()
@@ -205,7 +206,8 @@ def _cache() -> OrderedDict[tuple[Any, ...], tuple[Any, tuple[int, int, int] | N
 def open_dataset(spec: SourceSpec) -> Any:
     """The cached dataset for ``spec`` in this thread, opened on first use.
 
-    Must be called inside ``gdal_env(spec.env)``. Raises :class:`ReadError`
+    Use it through :func:`dataset` (which applies the env and the path's
+    gate), or inside ``gdal_env(spec.env)`` when ``spec`` is local. Raises :class:`ReadError`
     naming the source when GDAL cannot open it.
     """
     cache = _cache()
@@ -221,7 +223,6 @@ def open_dataset(spec: SourceSpec) -> Any:
         ds.close()
     _cap_block_cache(spec.env)
     tune_malloc_once()
-    _claim(spec)
     kwargs = {} if spec.overview is None else {"overview_level": spec.overview}
     try:
         with warnings.catch_warnings():
@@ -265,16 +266,23 @@ def close_all() -> None:
 
 # --- GDAL's network cache -----------------------------------------------------------
 
-_owners: dict[str, tuple[tuple[str, str], ...]] = {}
-_owners_lock = threading.Lock()
+Access = tuple[tuple[str, str], ...]
 
 
-def _access(env: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+def _access(env: Mapping[str, str] | None) -> Access:
+    """The options of ``env`` that decide what a URL resolves to or who may read it, sorted."""
     if not env:
         return ()
+    if isinstance(env, GdalEnv):
+        return _access_of(env)  # once per env value: every network read asks
     return tuple(
         sorted((k, v) for k, v in env.items() if k.startswith(_ACCESS_PREFIXES) or k in _ACCESS_OPTIONS or is_secret(k))
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _access_of(env: GdalEnv) -> Access:
+    return _access(dict(env))
 
 
 def _network_part(path: str) -> str | None:
@@ -283,19 +291,116 @@ def _network_part(path: str) -> str | None:
     return path[min(hits) :] if hits else None
 
 
-def _claim(spec: SourceSpec) -> None:
-    """Before opening: drop GDAL's cache of the path if it was last opened under other access settings."""
+class _Gate:
+    """Who may use one network path in this process now: one access setting at a time.
+
+    GDAL's cache of a path is shared by every thread of the process, failures
+    included. While one thread reads under one access setting, a thread under
+    another (other credentials, endpoint or headers) waits; the first thread
+    under a new setting drops GDAL's cache of the path before it goes on. So a
+    task never reads bytes fetched with another task's credentials, and one
+    task's 403 is never a cached failure for a task that holds the token.
+    Threads under the same setting share the path freely; once a thread under
+    another setting waits, newcomers under the current one queue behind it,
+    and when the path falls idle the setting that has waited longest goes next
+    (so neither side starves the other).
+    """
+
+    __slots__ = ("access", "active", "cond", "turn", "waiting")
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition(threading.Lock())
+        self.access: Access | None = None  # the setting of the last (or current) users
+        self.active = 0  # threads inside now
+        self.waiting: dict[Access, int] = {}  # threads waiting, by setting, oldest setting first
+        self.turn: Access | None = None  # the setting that goes next, once set
+
+    def may_enter(self, access: Access) -> bool:
+        if self.turn is not None:
+            return access == self.turn and (self.active == 0 or self.access == access)
+        if self.active == 0:
+            return True
+        return self.access == access and not any(a != access for a in self.waiting)
+
+    def enter(self, access: Access) -> None:
+        """Wait for ``access``'s turn and go in (call with ``cond`` held)."""
+        if not self.may_enter(access):
+            self.waiting[access] = self.waiting.get(access, 0) + 1
+            try:
+                self.cond.wait_for(lambda: self.may_enter(access))
+            finally:
+                self.waiting[access] -= 1
+                if not self.waiting[access]:
+                    del self.waiting[access]
+        if self.turn == access and access not in self.waiting:
+            self.turn = None  # every thread that waited for this turn is in
+        self.active += 1
+
+    def leave(self) -> None:
+        """Go out; the last one out hands the path to the setting waiting longest (call with ``cond`` held)."""
+        self.active -= 1
+        if self.active == 0 and self.waiting:
+            self.turn = next(iter(self.waiting))
+        self.cond.notify_all()
+
+
+_gates: OrderedDict[str, _Gate] = OrderedDict()
+_gates_lock = threading.Lock()
+MAX_GATES = 4096
+
+
+def _gate_for(part: str) -> _Gate:
+    with _gates_lock:
+        gate = _gates.get(part)
+        if gate is None:
+            gate = _gates[part] = _Gate()
+            if len(_gates) > MAX_GATES:  # forget the oldest idle gate (its next user clears the cache)
+                for old, g in _gates.items():
+                    if g.active == 0 and not g.waiting and old != part:
+                        del _gates[old]
+                        break
+        else:
+            _gates.move_to_end(part)
+        return gate
+
+
+@contextmanager
+def _gated(spec: SourceSpec) -> Iterator[None]:
+    """Hold ``spec``'s network path under ``spec``'s access setting (see :class:`_Gate`).
+
+    Local paths pass straight through; a thread already inside for this path
+    (a nested open) does not wait for itself.
+    """
     part = _network_part(spec.path)
-    if part is None:
+    held: set[str] = _local.__dict__.setdefault("gated", set())
+    if part is None or part in held:
+        yield
         return
     access = _access(spec.env)
-    with _owners_lock:
-        previous = _owners.get(part)
-        _owners[part] = access
-        if len(_owners) > 4096:
-            _owners.pop(next(iter(_owners)))
-    if previous is not None and previous != access:
-        clear_network_cache(part)
+    gate = _gate_for(part)
+    with gate.cond:
+        gate.enter(access)
+        if gate.access is not None and gate.access != access:
+            clear_network_cache(part)
+        gate.access = access
+    held.add(part)
+    try:
+        yield
+    finally:
+        held.discard(part)
+        with gate.cond:
+            gate.leave()
+
+
+@contextmanager
+def dataset(spec: SourceSpec) -> Iterator[Any]:
+    """The dataset for ``spec`` (this thread's), inside ``spec``'s GDAL env and its path's gate.
+
+    Everything that touches the dataset (reads, and :func:`forget` after a
+    failed one) belongs inside the block.
+    """
+    with _gated(spec), gdal_env(spec.env):
+        yield open_dataset(spec)
 
 
 @functools.cache

@@ -143,6 +143,8 @@ class GdalEnv(Mapping[str, str]):
         return hash(self._items)
 
     def __eq__(self, other: object) -> bool:
+        if isinstance(other, GdalEnv):
+            return self._items == other._items
         if isinstance(other, Mapping):
             return dict(self._items) == {k: _to_str(v) for k, v in other.items()}
         return NotImplemented

@@ -21,7 +21,7 @@ from pyr._curry import curried
 from pyr.errors import GridMismatch, InvalidArgument, ReadError
 from pyr.geobox import GeoBox
 from pyr.io import _handles
-from pyr.io._handles import SourceSpec, gdal_env, open_dataset
+from pyr.io._handles import SourceSpec, dataset
 from pyr.io.env import GdalEnv
 from pyr.io.sources import display_name, to_gdal_path
 from pyr.raster import Raster
@@ -96,8 +96,7 @@ def _header_of(ds: Any, spec: SourceSpec) -> Header:
 
 def read_header(spec: SourceSpec) -> Header:
     """Open ``spec`` (through this thread's handle cache) and read its header."""
-    with gdal_env(spec.env):
-        ds = open_dataset(spec)
+    with dataset(spec) as ds:
         return _header_of(ds, spec)
 
 
@@ -113,8 +112,7 @@ def read_window(
     :class:`ReadError` naming the source if GDAL fails.
     """
     r0, r1, c0, c1 = window
-    with gdal_env(spec.env):
-        ds = open_dataset(spec)
+    with dataset(spec) as ds:
         if expect is not None:
             got = _header_of(ds, spec)
             why = expect.mismatch(got)
