@@ -2,7 +2,7 @@
 
 Import order (each module imports only from those above it)::
 
-    errors, types
+    errors, types, _imports     _imports: first imports of dask and zarr, safe across threads
     geobox
     raster, cube
     _blocks                     the one lazy/eager branch
@@ -11,7 +11,10 @@ Import order (each module imports only from those above it)::
     compute, xr                 running graphs; xarray interop (imports xarray lazily)
     cli/                        the ``pyr`` command
 
-``import pyr`` does not import xarray, distributed or matplotlib.
+``import pyr`` does not import xarray, distributed or matplotlib, nor dask
+or zarr: the functions that need them import them (through
+``pyr._imports.ensure``, so that threads making their first calls at once
+do not break each other's imports).
 """
 
 from pyr.compute import compute

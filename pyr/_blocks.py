@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from pyr._imports import ensure
 from pyr.errors import InvalidArgument
 from pyr.raster import is_dask
 
@@ -70,6 +71,7 @@ class _Checked:
         return (_Checked, (self.func, self.dtype, self.out_bands))
 
     def __dask_tokenize__(self) -> object:
+        ensure("dask")
         from dask.base import tokenize
 
         return ("pyr._Checked", tokenize(self.func), str(self.dtype), self.out_bands)
@@ -96,6 +98,7 @@ def apply(
     if not any(is_dask(a) for a in arrays):
         return func(*arrays)
 
+    ensure("dask.array")
     import dask.array as da
     from dask.base import tokenize
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from pyr._imports import ensure
+
 __all__ = ["active_client", "cluster_threads"]
 
 
@@ -15,6 +17,7 @@ def active_client(collection: Any) -> Any:
     """
     if "distributed" not in sys.modules:
         return None
+    ensure("dask")
     from dask.base import get_scheduler
 
     try:

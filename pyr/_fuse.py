@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pyr._cluster import cluster_threads
+from pyr._imports import ensure
 from pyr.errors import InvalidArgument
 
 __all__ = ["chunks_per_task", "fuse_exclusive_ancestors", "fuse_writes", "group_tasks"]
@@ -69,6 +70,7 @@ def chunks_per_task(data: Any) -> int:
     at least :data:`MIN_TASKS_PER_THREAD` tasks per worker thread. An
     integer fixes it.
     """
+    ensure("dask")
     import dask.config
 
     setting = dask.config.get("pyr.chunks-per-task", "auto")
@@ -91,6 +93,7 @@ def fuse_exclusive_ancestors(graph: Mapping[Any, Any], roots: Iterable[Any]) -> 
     the root or another exclusive ancestor of that root. Roots keep their
     keys; the fused tasks disappear from the graph.
     """
+    ensure("dask")
     from dask._task_spec import DependenciesMapping, Task, convert_legacy_graph
     from dask.core import reverse_dict
 
@@ -120,6 +123,7 @@ def group_tasks(graph: dict[Any, Any], keys: Sequence[Any], size: int, name: str
     it ran; the values of the tasks it runs are held until it ends, so group
     only tasks whose values are small (pyr's chunk writes return ``None``).
     """
+    ensure("dask")
     from dask._task_spec import Task
 
     if size < 1:

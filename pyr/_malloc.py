@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import os
 
+from pyr._imports import ensure
+
 __all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "tune_once"]
 
 TRIM_THRESHOLD = 64 << 20
@@ -51,6 +53,7 @@ def _tune() -> bool:
                 return False
         except ValueError:
             return False
+    ensure("dask")
     import dask
 
     if not dask.config.get("pyr.tune-malloc", True):

@@ -9,6 +9,7 @@ import attrs
 
 from pyr._cluster import active_client
 from pyr._curry import curried
+from pyr._imports import ensure
 from pyr.cube import Cube
 from pyr.raster import Raster, is_dask
 
@@ -24,11 +25,13 @@ def _run(target: Any, progress: bool) -> Any:
 
             show_progress(future, notebook=False)  # blocks until done, drawing a text bar
         return future.result()
+    ensure("dask")
     from dask.base import compute as dask_compute
 
     if not progress:
         (value,) = dask_compute(target)
         return value
+    ensure("dask")
     from dask.diagnostics.progress import ProgressBar
 
     with ProgressBar(minimum=0, dt=0.2, out=sys.stdout):

@@ -7,6 +7,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from pyr._imports import ensure
 from pyr.errors import InvalidArgument
 from pyr.geobox import GeoBox
 from pyr.raster import _is_geobox, _nodata_key, _repr, _to_bands, _validate, is_dask
@@ -106,6 +107,7 @@ class Cube:
         return (Cube, (self.data, self.geobox, self.nodata, self.bands, self.times))
 
     def __dask_tokenize__(self) -> object:
+        ensure("dask")
         from dask.base import tokenize
 
         times = None if self.times is None else self.times.astype("int64").tolist()

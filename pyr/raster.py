@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from pyr._imports import ensure
 from pyr.errors import InvalidArgument
 from pyr.geobox import GeoBox
 from pyr.types import parse_nodata
@@ -97,6 +98,7 @@ class Raster:
         return _repr(self, "Raster")
 
     def __dask_tokenize__(self) -> object:
+        ensure("dask")
         from dask.base import tokenize
 
         return ("pyr.Raster", tokenize(self.data), self.geobox, _nodata_key(self.nodata), self.bands)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from pyr._imports import ensure
 from pyr.errors import InvalidArgument, PyrError
 
 NAME = "demo"
@@ -101,6 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @contextlib.contextmanager
 def use_scheduler(name: str, workers: int) -> Iterator[str]:
     """Make ``name`` dask's scheduler for the block; yields a description of it."""
+    ensure("dask")
     import dask
 
     if name == "threads":
@@ -211,6 +213,7 @@ def _xarray_check(store: Path, cube: Any) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; returns 0, or raises on the first failure."""
+    ensure("dask.array")
     import dask.array as da
 
     from pyr import compute, read, read_zarr, reduce_time, rescale, write_tiff, write_zarr
@@ -273,6 +276,7 @@ def run(args: argparse.Namespace) -> int:
             jobs = [
                 write_tiff(r, out / f"{n}.tif", level=1, compute=False) for r, n in ((mean, "mean"), (median, "median"))
             ]
+            ensure("dask")
             from dask.delayed import delayed
 
             compute(delayed(_all_done, pure=True)(*jobs), progress=True)

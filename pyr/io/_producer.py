@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from pyr._imports import ensure
+
 __all__ = ["producer_array"]
 
 
@@ -32,6 +34,7 @@ def producer_array(
     fuses them and rewrites such arguments too (read_zarr once passed its
     graph name and got a KeyError).
     """
+    ensure("dask.array")
     import dask.array as da
     from dask.blockwise import blockwise
     from dask.highlevelgraph import HighLevelGraph

@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from pyr._imports import ensure
 from pyr.cube import Cube
 from pyr.errors import InvalidArgument
 from pyr.geobox import GeoBox
@@ -86,6 +87,7 @@ def _compressor(zarr_format: int, choice: Any = "auto") -> Any:
         import numcodecs
 
         return numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
+    ensure("zarr")
     from zarr.codecs import BloscCodec
 
     return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
@@ -203,6 +205,7 @@ def store_files(layout: Layout) -> StoreFiles:
     local write then costs a few file writes on the workers instead of
     zarr-python's event loop (measured in docs/benchmarks.md).
     """
+    ensure("zarr")
     from zarr.storage import MemoryStore
 
     objects: dict[str, Any] = {}
@@ -223,6 +226,7 @@ def create_store(store: Any, layout: Layout) -> None:
     The "incomplete" marker is part of the group's first metadata write, so a
     reader never sees this group without it.
     """
+    ensure("zarr")
     import zarr
 
     group = zarr.open_group(
@@ -238,6 +242,7 @@ def complete_store(store: Any, layout: Layout) -> None:
     """Mark the group in a zarr store complete and consolidate its metadata."""
     import warnings
 
+    ensure("zarr")
     import zarr
 
     group = zarr.open_group(store, mode="r+")

@@ -14,6 +14,7 @@ import attrs
 import numpy as np
 
 from pyr._cache import ThreadCache
+from pyr._imports import ensure
 from pyr._malloc import tune_once as tune_malloc_once
 from pyr.errors import InvalidArgument
 from pyr.io import _zarr_direct
@@ -58,14 +59,17 @@ class Target:
         """A zarr store object for this target."""
         if self.store is not None:
             if self.path:
+                ensure("zarr")
                 from zarr.storage import StorePath
 
                 return StorePath(self.store, self.path)
             return self.store
         if self.is_local:
+            ensure("zarr")
             from zarr.storage import LocalStore
 
             return LocalStore(self.url, read_only=read_only)
+        ensure("zarr")
         from zarr.storage import FsspecStore
 
         return FsspecStore.from_url(self.url, storage_options=dict(self.storage_options), read_only=read_only)
@@ -73,6 +77,7 @@ class Target:
     def exists(self) -> bool:
         """Whether anything is stored at the target."""
         if self.store is not None:
+            ensure("zarr")
             import zarr
 
             try:
@@ -106,6 +111,7 @@ def cached_array(target: Target, name: str, fingerprint: str) -> Any:
     ``fingerprint`` (the write graph's name) keys the cache, so a handle opened
     for an earlier write is never reused after ``mode="w"`` replaced the array.
     """
+    ensure("zarr")
     import zarr
 
     return _WRITE_ARRAYS.get(
@@ -125,6 +131,7 @@ def read_chunk(target: Target, name: str, region: tuple[slice, ...], fingerprint
         block = _zarr_direct.read_region(target.url, name, region, fingerprint)
         if block is not None:
             return block
+    ensure("zarr")
     import zarr
 
     arr = _READ_ARRAYS.get(

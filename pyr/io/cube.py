@@ -22,6 +22,7 @@ import attrs
 import numpy as np
 
 from pyr._curry import curried
+from pyr._imports import ensure
 from pyr.cube import Cube, parse_times
 from pyr.errors import GridMismatch, InvalidArgument, ReadError
 from pyr.io._handles import SourceSpec
@@ -199,6 +200,7 @@ def _graph(
     dtype: np.dtype[Any],
     fill: _Fill | None,
 ) -> Any:
+    ensure("dask.array")
     import dask.array as da
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
@@ -259,6 +261,7 @@ def check_sources(
     >>> check_sources(["a.tif", "missing.tif"])  # doctest: +SKIP
     {'missing.tif': "ReadError: Cannot open 'missing.tif': ..."}
     """
+    ensure("dask")
     from dask.base import compute
     from dask.delayed import delayed
 

@@ -18,6 +18,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from pyr._curry import curried
+from pyr._imports import ensure
 from pyr.errors import GridMismatch, InvalidArgument, ReadError
 from pyr.geobox import GeoBox
 from pyr.io import _handles
@@ -149,6 +150,7 @@ def auto_chunks(header: Header, nbands: int, dtype: np.dtype[Any], *, limit: int
     ``limit`` defaults to :data:`AUTO_CHUNK_BYTES` (or dask config
     ``pyr.chunk-size``), capped by dask's ``array.chunk-size``.
     """
+    ensure("dask.array")
     import dask
     from dask.array.core import normalize_chunks
     from dask.utils import parse_bytes
@@ -193,6 +195,7 @@ def lazy_array(
     token_extra: Any = None,
 ) -> Any:
     """A dask array ``(band, y, x)`` whose chunk tasks call ``reader`` (default :func:`read_window`)."""
+    ensure("dask")
     from dask.base import tokenize
 
     from pyr.io._producer import producer_array

@@ -25,6 +25,7 @@ import numpy as np
 
 from pyr._curry import curried
 from pyr._fuse import fuse_writes
+from pyr._imports import ensure
 from pyr.errors import InvalidArgument, WriteError
 from pyr.geobox import GeoBox
 from pyr.raster import Raster, is_dask
@@ -173,6 +174,7 @@ def _assemble(
 
 
 def _lazy_graph(data: Any, plan: _Plan, token: str) -> Any:
+    ensure("dask")
     from dask._task_spec import List, Task, TaskRef
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
@@ -290,6 +292,7 @@ def write_tiff(
     >>> pipe(r, write_tiff(path=path, compress="zstd"))
     """
     plan = _plan(raster, path, cog, compress, level)
+    ensure("dask")
     from dask.base import tokenize
 
     token = tokenize(raster.data if is_dask(raster.data) else np.asarray(raster.data), plan)
@@ -303,6 +306,7 @@ def write_tiff(
             shutil.rmtree(_staging(plan, token), ignore_errors=True)
         return None
     if not compute:
+        ensure("dask")
         from dask.delayed import delayed as make_delayed
 
         return make_delayed(_write_eager, pure=True)(raster.data, plan, token, dask_key_name=f"pyr-tiff-write-{token}")

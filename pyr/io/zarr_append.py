@@ -28,6 +28,7 @@ import attrs
 import numpy as np
 
 from pyr._fuse import fuse_writes
+from pyr._imports import ensure
 from pyr.cube import Cube
 from pyr.errors import GridMismatch, IncompleteStore, InvalidArgument, ReadError
 from pyr.io import cf
@@ -59,6 +60,7 @@ class AppendPlan:
 
 
 def _open_group(target: Target, *, write: bool) -> Any:
+    ensure("zarr")
     import zarr
 
     store = target.zarr_store(read_only=not write)
@@ -66,6 +68,7 @@ def _open_group(target: Target, *, write: bool) -> Any:
 
 
 def _consolidate(target: Target) -> None:
+    ensure("zarr")
     import zarr
 
     with warnings.catch_warnings():  # zarr warns that v3 has no consolidated metadata in its spec yet
@@ -155,6 +158,7 @@ def _plan(cube: Cube, target: Target, name: str) -> AppendPlan:
 
 def begin_append(target: Target, plan: AppendPlan) -> str:
     """Check the store is as planned, mark it incomplete, resize it and write the new times."""
+    ensure("dask")
     from dask.base import tokenize
 
     shown = display_name(target.url)
@@ -199,6 +203,7 @@ def append_graph(obj: Any, target: Target, *, name: str, compute: bool) -> Any:
     dtype, nodata or bands differ from the store's, and
     :class:`InvalidArgument` unless every new date is after the last stored.
     """
+    ensure("dask.array")
     import dask.array as da
     from dask._task_spec import List, Task, TaskRef
     from dask.base import tokenize

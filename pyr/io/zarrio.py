@@ -41,6 +41,7 @@ from pyr.raster import Raster, is_dask
 
 __all__ = ["Target", "read_zarr", "write_zarr"]
 
+from pyr._imports import ensure
 from pyr.io._zarr_layout import (
     DEFAULT_NAME,
     Layout,
@@ -186,6 +187,7 @@ def _publish_inside(staged: Target, final: Target) -> None:
     ones copied to the root (root metadata last), then the staged ones deleted.
     A failure during the copy leaves the complete new store under the prefix.
     """
+    ensure("zarr")
     from zarr.core.buffer import default_buffer_prototype
     from zarr.core.sync import sync
 
@@ -268,6 +270,7 @@ def write_zarr_impl(
 
 
 def _write_graph(obj: Raster | Cube, target: Target, layout: Layout, mode: str) -> Any:
+    ensure("dask.array")
     import dask.array as da
     from dask._task_spec import List, Task, TaskRef
     from dask.base import tokenize
@@ -331,6 +334,7 @@ def _write_graph(obj: Raster | Cube, target: Target, layout: Layout, mode: str) 
 def read_zarr_impl(
     store: Any, *, chunks: Any = "auto", storage_options: Mapping[str, Any] | None = None
 ) -> Raster | Cube:
+    ensure("zarr")
     import zarr
 
     chunks = _parse_read_chunks(chunks)
@@ -431,6 +435,7 @@ def _nodata(arr: Any, attrs_: dict[str, Any]) -> float | int | None:
 def _array(target: Target, name: str, arr: Any, chunks: Any) -> Any:
     if chunks is None:
         return np.asarray(arr[...])
+    ensure("dask")
     from dask.base import tokenize
 
     from pyr.io._producer import producer_array

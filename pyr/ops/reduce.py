@@ -29,6 +29,7 @@ import attrs
 import numpy as np
 
 from pyr._curry import curried
+from pyr._imports import ensure
 from pyr.cube import Cube
 from pyr.errors import InvalidArgument
 from pyr.raster import Raster, is_dask
@@ -50,6 +51,7 @@ def _work_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
 
 
 def _budget() -> int:
+    ensure("dask")
     import dask
     from dask.utils import parse_bytes
 
@@ -294,6 +296,7 @@ class _Reducer:
         return out
 
     def __dask_tokenize__(self) -> object:
+        ensure("dask")
         from dask.base import tokenize
 
         return ("pyr.reduce", self.how, tokenize(self.func), repr(self.nodata), str(self.out_dtype), repr(self.empty))
@@ -332,6 +335,7 @@ def _tile_shape(height: int, width: int, cells: int) -> tuple[int, int]:
 
 
 def _reduce_lazy(data: Any, kernel: _Reducer, cells: int) -> Any:
+    ensure("dask.array")
     import dask.array as da
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from pyr._curry import curried
+from pyr._imports import ensure
 from pyr.cube import Cube, parse_times
 from pyr.errors import GridMismatch, InvalidArgument
 from pyr.raster import Raster, is_dask
@@ -86,6 +87,7 @@ def stack(rasters: Sequence[Raster], *, times: Any = None) -> Cube:
     if not lazy:
         data: Any = np.stack([r.data for r in items])
     else:
+        ensure("dask.array")
         import dask.array as da
 
         chunks = lazy[0].data.chunks

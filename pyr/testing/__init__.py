@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from pyr._imports import ensure
 from pyr.cube import Cube
 from pyr.raster import Raster, is_dask
 
@@ -76,6 +77,7 @@ class CountingScheduler:
 
     def __call__(self, dsk: Any, keys: Any, **kwargs: Any) -> Any:
         """Count this compute, fail past the limit, else run it synchronously."""
+        ensure("dask")
         from dask.local import get_sync
 
         self.total_computes += 1
@@ -98,6 +100,7 @@ def raise_if_dask_computes(max_computes: int = 0) -> Iterator[CountingScheduler]
     >>> with raise_if_dask_computes():
     ...     x = da.ones(4) + 1  # building a graph computes nothing
     """
+    ensure("dask")
     import dask
 
     scheduler = CountingScheduler(max_computes)

@@ -19,6 +19,7 @@ from affine import Affine
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from pyr._imports import ensure
 from pyr.cube import Cube
 from pyr.geobox import GeoBox
 from pyr.raster import Raster
@@ -127,6 +128,7 @@ def rasters(
     data = _fill_nodata(draw, data, nodata)
     is_lazy = draw(st.booleans()) if lazy is None else lazy
     if is_lazy:
+        ensure("dask.array")
         import dask.array as da
 
         data = da.from_array(data, chunks=draw(chunkings(data.shape)))
@@ -158,6 +160,7 @@ def cubes(
     times = start + np.array(offsets, dtype="timedelta64[D]")
     is_lazy = draw(st.booleans()) if lazy is None else lazy
     if is_lazy:
+        ensure("dask.array")
         import dask.array as da
 
         spatial = draw(chunkings(gb.shape))
@@ -196,6 +199,7 @@ def gappy_cubes(
         data[..., empty] = missing  # cells with no valid date at all
     is_lazy = draw(st.booleans()) if lazy is None else lazy
     if is_lazy:
+        ensure("dask.array")
         import dask.array as da
 
         tchunk = draw(st.integers(1, max(cube.ntimes, 1)))
