@@ -35,7 +35,7 @@ __all__ = ["chunks_per_task", "fuse_exclusive_ancestors", "fuse_writes", "group_
 
 
 def fuse_writes(
-    graph: Mapping[Any, Any], writes: list[Any], data: Any, group_name: str
+    graph: Mapping[Any, Any], writes: list[Any], data: Any, group_name: str, *, keep: Iterable[Any] = ()
 ) -> tuple[dict[Any, Any], list[Any]]:
     """A writer's graph with each write task fused with what only it needs, grouped on a cluster.
 
@@ -44,9 +44,10 @@ def fuse_writes(
     task should wait on: ``writes`` themselves, or the keys of the grouped
     tasks (:func:`chunks_per_task` chunks each) that replaced them. The
     write tasks' values are dropped by grouping: pass what the final task
-    needs as arguments, not as their values.
+    needs as arguments, not as their values. ``keep``: keys never fused
+    away (the final task, added afterwards, depends on them too).
     """
-    fused = fuse_exclusive_ancestors(graph, writes)
+    fused = fuse_exclusive_ancestors(graph, writes, keep=keep)
     per_task = chunks_per_task(data)
     if per_task > 1:
         return fused, group_tasks(fused, writes, per_task, group_name)
@@ -86,12 +87,15 @@ def chunks_per_task(data: Any) -> int:
     return max(1, min(TASK_BYTES // chunk_bytes, nchunks // (MIN_TASKS_PER_THREAD * threads)))
 
 
-def fuse_exclusive_ancestors(graph: Mapping[Any, Any], roots: Iterable[Any]) -> dict[Any, Any]:
+def fuse_exclusive_ancestors(
+    graph: Mapping[Any, Any], roots: Iterable[Any], *, keep: Iterable[Any] = ()
+) -> dict[Any, Any]:
     """Return ``graph`` with each root fused with its exclusive ancestors.
 
     An ancestor is exclusive to a root when every task that depends on it is
     the root or another exclusive ancestor of that root. Roots keep their
-    keys; the fused tasks disappear from the graph.
+    keys; the fused tasks disappear from the graph. Keys in ``keep`` are
+    never fused (something outside ``graph`` will depend on them).
     """
     ensure("dask")
     from dask._task_spec import DependenciesMapping, Task, convert_legacy_graph
@@ -100,8 +104,9 @@ def fuse_exclusive_ancestors(graph: Mapping[Any, Any], roots: Iterable[Any]) -> 
     dsk: dict[Any, Any] = convert_legacy_graph(dict(graph))
     dependencies = DependenciesMapping(dsk)
     dependents = reverse_dict({k: set(v) for k, v in dependencies.items()})
+    kept = set(keep)
     for root in roots:
-        group = _exclusive(root, dependencies, dependents)
+        group = _exclusive(root, dependencies, dependents, kept)
         if len(group) == 1:
             continue
         order = _toposort(group, dependencies)
@@ -140,15 +145,25 @@ def _ran(*results: Any) -> int:
     return len(results)
 
 
-def _exclusive(root: Any, dependencies: Mapping[Any, Any], dependents: Mapping[Any, Any]) -> set[Any]:
-    """The root and every ancestor whose dependents are all in the group (a fixpoint)."""
+def _exclusive(
+    root: Any,
+    dependencies: Mapping[Any, Any],
+    dependents: Mapping[Any, Any],
+    keep: frozenset[Any] | set[Any] = frozenset(),
+) -> set[Any]:
+    """The root and every ancestor not in ``keep`` whose dependents are all in the group (a fixpoint)."""
     group = {root}
     changed = True
     while changed:
         changed = False
         for key in list(group):
             for dep in dependencies.get(key, ()):
-                if dep not in group and dep in dependencies and set(dependents.get(dep, ())) <= group:
+                if (
+                    dep not in group
+                    and dep not in keep
+                    and dep in dependencies
+                    and set(dependents.get(dep, ())) <= group
+                ):
                     group.add(dep)
                     changed = True
     return group

@@ -769,3 +769,92 @@ def test_read_zarr_takes_the_grid_from_coordinates_without_a_geotransform(tmp_pa
     assert back.geobox.shape == r.geobox.shape
     np.testing.assert_allclose(tuple(back.geobox.transform)[:6], tuple(r.geobox.transform)[:6], rtol=0, atol=1e-6)
     np.testing.assert_array_equal(back.data, r.data)
+
+
+def _places(tmp_path, name):
+    """What lies beside the store ``name`` in ``tmp_path`` (staging places and the like)."""
+    return sorted(p.name for p in tmp_path.iterdir() if p.name != name)
+
+
+def test_a_second_write_of_the_same_graph_mid_write_is_an_error_not_a_broken_store(tmp_path, monkeypatch):
+    # Write A of a graph is halfway through its chunks when write B of the very
+    # same graph (same token, so the same staging place) runs from start to
+    # end. B publishes a complete store; A, whose staging place B started
+    # afresh, must fail rather than publish its half (before the run marker,
+    # A published a store with the chunks written before B missing).
+    from pyr.io import zarrio
+
+    store = tmp_path / "s.zarr"
+    pyr.write_zarr(int_raster(), store)  # an old store, to be replaced
+    new = int_raster(GEO, count=1, nodata=None, lazy=True)
+    real_write = zarrio.write_chunk
+    calls = []
+
+    def write_then_interleave(target, name, region, *args):
+        calls.append(region)
+        real_write(target, name, region, *args)
+        if len(calls) == 2:  # A has written two chunks: B now runs whole
+            with dask.config.set(scheduler="sync"):
+                pyr.write_zarr(new, store, mode="w")
+
+    monkeypatch.setattr(zarrio, "write_chunk", write_then_interleave)
+    with dask.config.set(scheduler="sync"), pytest.raises(pyr.WriteError, match="another write"):
+        pyr.write_zarr(new, store, mode="w")
+    assert len(calls) > new.data.npartitions  # B ran inside A
+    monkeypatch.undo()
+    assert_raster_equal(pyr.read_zarr(store), new)  # B's store, complete
+    assert zarr.open_group(store, mode="r").attrs["pyr"]["complete"] is True
+    assert ".pyr-run" not in {p.name for p in store.iterdir()}
+
+
+def test_concurrent_writes_of_different_data_last_one_wins(tmp_path):
+    import threading
+
+    store = tmp_path / "s.zarr"
+    a = pyr.rescale(int_raster(GEO, count=1, nodata=None, lazy=True), scale=1.0)
+    b = pyr.rescale(a, scale=2.0)
+    for _ in range(3):
+        errors: list[BaseException] = []
+
+        def write(r, errors=errors):
+            try:
+                with dask.config.set(scheduler="threads"):
+                    pyr.write_zarr(r, store, mode="w")
+            except BaseException as err:
+                errors.append(err)
+
+        threads = [threading.Thread(target=write, args=(r,)) for r in (a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        back = pyr.read_zarr(store)
+        assert any(np.array_equal(back.data.compute(), r.data.compute(), equal_nan=True) for r in (a, b))
+        assert _places(tmp_path, "s.zarr") == []
+
+
+def test_concurrent_creates_one_wins_the_other_is_refused(tmp_path):
+    import threading
+
+    store = tmp_path / "s.zarr"
+    a = int_raster(GEO, count=1, nodata=None, lazy=True)
+    b = pyr.rescale(a, scale=2.0)
+    outcomes: dict[str, str] = {}
+
+    def write(tag, r):
+        try:
+            with dask.config.set(scheduler="threads"):
+                pyr.write_zarr(r, store)  # mode="w-"
+            outcomes[tag] = "written"
+        except StoreExists:
+            outcomes[tag] = "refused"
+
+    threads = [threading.Thread(target=write, args=item) for item in (("a", a), ("b", b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(outcomes.values()) == ["refused", "written"]
+    winner = a if outcomes["a"] == "written" else b
+    np.testing.assert_array_equal(pyr.read_zarr(store).data.compute(), winner.data.compute())

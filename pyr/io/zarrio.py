@@ -21,9 +21,12 @@ so the same graph runs on threads, processes or a cluster.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import os
 import shutil
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,16 +35,16 @@ import numpy as np
 
 from pyr._curry import curried
 from pyr._fuse import fuse_writes
+from pyr._imports import ensure
 from pyr._malloc import tune_once as tune_malloc_once
 from pyr.cube import Cube
-from pyr.errors import IncompleteStore, InvalidArgument, ReadError, StoreExists
+from pyr.errors import IncompleteStore, InvalidArgument, ReadError, StoreExists, WriteError
 from pyr.io import _zarr_direct, cf
 from pyr.io.sources import display_name
 from pyr.raster import Raster, is_dask
 
 __all__ = ["Target", "read_zarr", "write_zarr"]
 
-from pyr._imports import ensure
 from pyr.io._zarr_layout import (
     DEFAULT_NAME,
     Layout,
@@ -56,21 +59,75 @@ from pyr.io._zarr_target import Target, cached_array, flatten_keys, read_chunk
 # --- tasks ----------------------------------------------------------------------
 
 
-def init_store(target: Target, layout: Layout, mode: str, files: StoreFiles | None = None) -> None:
-    """Create the group and arrays, marked incomplete.
+#: The object a write's ``init`` task puts in a path or URL store, holding the
+#: write's own run id; ``finalize`` checks it is still there (see :func:`init_store`).
+RUN_MARKER = ".pyr-run"
+
+
+def init_store(target: Target, layout: Layout, mode: str, files: StoreFiles | None = None) -> str | None:
+    """Create the group and arrays, marked incomplete; return this run's id (path and URL stores).
 
     With ``files`` (made when the graph was built; paths and URLs) the
-    objects are written directly, root attributes first; else zarr-python
-    creates them.
+    objects are written directly, root attributes first, beside a
+    :data:`RUN_MARKER` holding a fresh run id that :func:`finalize_store`
+    checks: a second write of the same graph started meanwhile (which
+    starts the same staging place afresh) is then an error, not a store
+    published with chunks missing. ``mode="w-"`` claims a local directory
+    atomically, so of two such writes one fails with ``StoreExists``. Else
+    zarr-python creates the objects (and there is no run id).
     """
     if mode == "w-" and target.exists():
         raise StoreExists(f"{display_name(target.url)!r} already exists (mode='w-'); pass mode='w' to replace it.")
-    if files is not None:
-        if mode == "w":  # what zarr's mode="w" does: a fresh store (the staging place of "w")
-            _clear(target)
-        _put_files(target, files.init)
+    if files is None:
+        create_store(target.zarr_store(), layout)
+        return None
+    if mode == "w":  # what zarr's mode="w" does: a fresh store (the staging place of "w")
+        _clear(target)
+    elif mode == "w-" and target.is_local:
+        os.makedirs(os.path.dirname(target.url), exist_ok=True)
+        try:
+            os.mkdir(target.url)
+        except FileExistsError:
+            raise StoreExists(
+                f"{display_name(target.url)!r} already exists (mode='w-'); pass mode='w' to replace it."
+            ) from None
+    run = uuid.uuid4().hex
+    try:
+        _put_files(target, (*files.init, (RUN_MARKER, run.encode())))
+    except (FileNotFoundError, FileExistsError) as err:
+        raise _replaced(target, "create", err) from None
+    return run
+
+
+def _take_run(target: Target, run: str | None) -> None:
+    """Check that ``target`` still holds run ``run``'s marker, and remove the marker."""
+    if run is None:
         return
-    create_store(target.zarr_store(), layout)
+    if target.is_local:
+        marker = os.path.join(target.url, RUN_MARKER)
+        try:
+            with open(marker, "rb") as f:
+                found = f.read().decode()
+        except FileNotFoundError:
+            found = ""
+        ok = found == run
+        if ok:
+            os.remove(marker)
+    else:
+        fs, root = target.fs()
+        try:
+            found = fs.cat_file(f"{root}/{RUN_MARKER}").decode()
+        except FileNotFoundError:
+            found = ""
+        ok = found == run
+        if ok:
+            fs.rm_file(f"{root}/{RUN_MARKER}")
+    if not ok:
+        raise WriteError(
+            f"{display_name(target.url)!r} was started afresh by another write of the same data while this "
+            "one ran (the two share a staging place); nothing was published by this one. "
+            "Write a store from one place at a time."
+        )
 
 
 def write_chunk(
@@ -78,16 +135,35 @@ def write_chunk(
 ) -> None:
     """Write one block (a whole Zarr chunk) into the data array."""
     tune_malloc_once()
-    if target.is_local and _zarr_direct.write_region(target.url, name, region, block, fingerprint):
-        return
-    cached_array(target, name, fingerprint)[region] = block
+    try:
+        if target.is_local and _zarr_direct.write_region(target.url, name, region, block, fingerprint):
+            return
+        cached_array(target, name, fingerprint)[region] = block
+    except (FileNotFoundError, FileExistsError) as err:  # zarr's ArrayNotFoundError too
+        raise _replaced(target, "write a chunk of", err) from None
+
+
+def _replaced(target: Target, what: str, err: OSError) -> WriteError:
+    """The error of a write whose store place was removed or replaced under it."""
+    return WriteError(
+        f"Cannot {what} {display_name(target.url)!r}: the store was removed or replaced while this write "
+        f"ran (another write of the same store?): {type(err).__name__}: {err}"
+    )
 
 
 def _clear(target: Target) -> None:
-    """Remove whatever is stored at a path or URL target."""
+    """Remove whatever is stored at a path or URL target.
+
+    A local directory is first renamed to a name of its own (atomic), so its
+    removal never reaches into a directory another write renamed it to.
+    """
     if target.is_local:
-        if os.path.lexists(target.url):
-            shutil.rmtree(target.url)
+        trash = f"{target.url}.trash-{uuid.uuid4().hex[:12]}"
+        try:
+            os.rename(target.url, trash)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(trash)
         return
     fs, root = target.fs()
     if fs.exists(root):
@@ -126,14 +202,30 @@ def finalize_store(
     _after: Any = None,
     publish_to: Target | None = None,
     files: StoreFiles | None = None,
+    run: str | None = None,
 ) -> None:
     """Mark the store complete and consolidate its metadata.
 
     With ``files`` (paths and URLs), the precomputed final metadata is
-    written directly. With ``publish_to``, the finished store at ``target``
-    (a staging place) then replaces whatever is at ``publish_to``: the old
-    store is removed only after the new one is complete.
+    written directly, once the store is checked to still be this run's
+    (``run``, from :func:`init_store`). With ``publish_to``, the finished
+    store at ``target`` (a staging place) then replaces whatever is at
+    ``publish_to``: the old store is removed only after the new one is
+    complete. A local staging directory is first renamed to one only this
+    run knows, so no other write can touch it between the check and the swap.
     """
+    private = None
+    if publish_to is not None and publish_to.is_local and run is not None:
+        private = f"{target.url}.{run[:12]}"
+        with contextlib.suppress(FileNotFoundError):  # else another write of the same graph took it: checked below
+            os.rename(target.url, private)
+        target = attrs.evolve(target, url=private)
+    try:
+        _take_run(target, run)
+    except WriteError:
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
+        raise
     if files is not None:
         _put_files(target, files.final)
     else:
@@ -211,11 +303,30 @@ def _publish_inside(staged: Target, final: Target) -> None:
 
 
 def _swap_directories(new: str, final: str) -> None:
-    old = f"{new}.old"
-    if os.path.lexists(final):
-        os.rename(final, old)
-    os.rename(new, final)
-    if os.path.lexists(old):
+    """Put the directory ``new`` at ``final``, then remove what was there.
+
+    Another write may publish at ``final`` between the two renames; its
+    store is then moved aside too and the rename tried again, so the last
+    write to finish wins and neither fails.
+    """
+    olds = []
+    for attempt in range(100):
+        old = f"{new}.old{attempt}"
+        if os.path.lexists(final):
+            try:
+                os.rename(final, old)
+                olds.append(old)
+            except FileNotFoundError:
+                pass  # another write moved it first
+        try:
+            os.rename(new, final)
+            break
+        except OSError as err:
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+    else:
+        raise WriteError(f"Cannot publish {final!r}: other writes kept taking its place; the new store is at {new!r}.")
+    for old in olds:
         shutil.rmtree(old, ignore_errors=True)
 
 
@@ -321,9 +432,9 @@ def _write_graph(obj: Raster | Cube, target: Target, layout: Layout, mode: str) 
     # One task per output chunk reads, computes and writes it: no pixel data
     # moves between processes or workers; on a cluster one task writes several
     # chunks in turn (see pyr._fuse).
-    fused, write_keys = fuse_writes(graph, write_keys, data, f"pyr-zarr-write-group-{token}")
+    fused, write_keys = fuse_writes(graph, write_keys, data, f"pyr-zarr-write-group-{token}", keep=[init_key])
     fused[final_key] = Task(
-        final_key, finalize_store, target, layout, List(*map(TaskRef, write_keys)), publish_to, files
+        final_key, finalize_store, target, layout, List(*map(TaskRef, write_keys)), publish_to, files, TaskRef(init_key)
     )
     return Delayed(final_key, fused)
 
