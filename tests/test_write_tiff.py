@@ -207,3 +207,38 @@ def test_lazy_write_computes_and_saves_each_chunk_in_one_task(tmp_path: Path, pe
     assert len(graph) == math.ceil(16 / per_task) + 1  # the chunk tasks and the final one, nothing else
     job.compute(scheduler="processes", num_workers=2)
     assert_raster_equal(read(tmp_path / "out.tif"), rescale(read(src), scale=1e-4))
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_two_writes_of_one_raster_at_once_never_publish_a_mixed_file(tmp_path: Path, lazy: bool) -> None:
+    # The two share a staging folder (named by the graph's token). Each must
+    # assemble its file in a folder of its own: when both wrote the same
+    # plain.tif at once, the file published was corrupt (4 of 5 runs, no error
+    # from the write that published it). Now the file is the raster's, and a
+    # write whose staged chunks the other removed fails with WriteError.
+    import threading
+
+    gb = GeoBox.from_bounds((0, 0, 10240, 10240), 10, "EPSG:32631")
+    values = (np.arange(gb.height * gb.width, dtype="float32").reshape(1, *gb.shape) % 977) / 977
+    r = Raster(da.from_array(values, chunks=(1, 256, 256)) if lazy else values, gb, nodata=float("nan"))
+    out = tmp_path / "out.tif"
+    for _ in range(3):
+        errors: list[BaseException] = []
+
+        def write(errors: list[BaseException] = errors) -> None:
+            try:
+                with dask.config.set(scheduler="threads"):
+                    write_tiff(r, out)
+            except BaseException as err:
+                errors.append(err)
+
+        threads = [threading.Thread(target=write) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert all(isinstance(e, WriteError) for e in errors), errors
+        assert len(errors) < 2
+        with rasterio.open(out) as src:
+            np.testing.assert_array_equal(src.read(), values)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]

@@ -88,8 +88,24 @@ def _describe(dst: Any, plan: _Plan) -> None:
         dst.set_band_description(i, name)
 
 
+def _work_folder(staging: Path) -> Path:
+    """A folder inside ``staging`` that only this run writes its whole files into.
+
+    Two writes of the same raster to the same path share ``staging`` (it is
+    named by the graph's token); their chunk files are the same bytes, but
+    the whole files they assemble must not be: each run writes its own.
+    """
+    staging.mkdir(exist_ok=True)
+    work = staging / f"run-{uuid.uuid4().hex[:12]}"
+    work.mkdir()
+    return work
+
+
 def _publish(plan: _Plan, staging: Path, plain: Path) -> None:
-    """Lay out ``plain`` (a complete uncompressed GeoTIFF) as the final file and rename it into place."""
+    """Lay out ``plain`` (a complete uncompressed GeoTIFF) as the final file and rename it into place.
+
+    ``staging`` is this run's own folder (:func:`_work_folder`).
+    """
     from rasterio.shutil import copy as gdal_copy
 
     options: dict[str, Any] = {"COMPRESS": plan.compress.upper(), "BIGTIFF": "IF_SAFER", "NUM_THREADS": "ALL_CPUS"}
@@ -112,13 +128,13 @@ def _write_eager(data: np.ndarray, plan: _Plan, token: str) -> None:
 
     staging = _staging(plan, token)
     try:
-        staging.mkdir(exist_ok=True)
-        plain = staging / "plain.tif"
+        work = _work_folder(staging)
+        plain = work / "plain.tif"
         with rasterio.Env(GDAL_CACHEMAX=_CACHE), rasterio.open(plain, "w", **_profile(plan)) as dst:
             _describe(dst, plan)
             dst.write(data)
         with rasterio.Env(GDAL_CACHEMAX=_CACHE):
-            _publish(plan, staging, plain)
+            _publish(plan, work, plain)
     except WriteError:
         raise
     except Exception as err:
@@ -158,7 +174,8 @@ def _assemble(
 
     staging = _staging(plan, token)
     try:
-        plain = staging / "plain.tif"
+        work = _work_folder(staging)
+        plain = work / "plain.tif"
         with rasterio.Env(GDAL_CACHEMAX=_CACHE):
             with rasterio.open(plain, "w", **_profile(plan)) as dst:
                 _describe(dst, plan)
@@ -166,7 +183,12 @@ def _assemble(
                     block = np.load(staging / _chunk_name(index))
                     dst.write(block, indexes=list(range(b0 + 1, b1 + 1)), window=Window(c0, r0, c1 - c0, r1 - r0))
                     del block
-            _publish(plan, staging, plain)
+            _publish(plan, work, plain)
+    except FileNotFoundError as err:
+        raise WriteError(
+            f"Cannot write {plan.path!r}: its staged chunks were removed while it ran (another write of the "
+            f"same raster to the same path at the same time?): {err}"
+        ) from err
     except Exception as err:
         raise WriteError(f"Cannot write {plan.path!r}: {err}") from err
     finally:
