@@ -263,12 +263,79 @@ def test_store_is_marked_incomplete_while_appending_and_resumes_after_a_failure(
     after = data_chunks(snapshot(store))
     assert {k: v for k, v in after.items() if k in before} == before  # existing dates untouched
     monkeypatch.setattr(zarr_append, "write_block", real_write)
+    lock = tmp_path / "c.zarr.pyr-append"
+    assert lock.exists()  # the failed append still holds the store
     good = later(base_cube(data=np.full((2, 2, 2, 4), 6, "uint16")), days=30)
-    write_zarr(good, store, mode="a")  # the append, resumed (partial dates cut off first)
+    with pytest.raises(pyr.WriteError, match="another append running, or one that failed") as info:
+        write_zarr(good, store, mode="a")  # another append: refused, nothing changed
+    assert str(lock) in str(info.value)
+    assert dict(zarr.open_group(store, mode="r", use_consolidated=False).attrs)["pyr"]["appending"] == {
+        "from": 2,
+        "to": 4,
+    }
+    lock.unlink()  # what the message says to do when no append is running
+    write_zarr(good, store, mode="a")  # resumed (the failed one's partial dates cut off first)
     back = read_zarr(store, chunks=None)
     assert back.data[:, 0, 0, 0].tolist() == [1, 1, 6, 6]
     np.testing.assert_array_equal(back.times[2:], good.times)
     assert "appending" not in dict(zarr.open_group(store, mode="r").attrs)["pyr"]
+    assert not lock.exists()
+
+
+def test_the_same_append_resumes_itself_after_a_failure(tmp_path, monkeypatch):
+    from pyr.io import zarr_append
+
+    store = tmp_path / "c.zarr"
+    write_zarr(base_cube(), store)
+    real_write = zarr_append.write_block
+
+    def failing_write(target, name, region, block, token):
+        if region[0].start == 3:
+            raise RuntimeError("disk on fire")
+        real_write(target, name, region, block, token)
+
+    new = later(base_cube(data=np.full((2, 2, 2, 4), 5, "uint16")))
+    monkeypatch.setattr(zarr_append, "write_block", failing_write)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        write_zarr(new, store, mode="a")
+    monkeypatch.undo()
+    write_zarr(new, store, mode="a")  # the same append holds the lock already: it resumes
+    back = read_zarr(store, chunks=None)
+    assert back.data[:, 0, 0, 0].tolist() == [1, 1, 5, 5]
+    assert not (tmp_path / "c.zarr.pyr-append").exists()
+
+
+def test_two_appends_at_once_never_mix(tmp_path):
+    # The second append to start, while the first runs, is refused; each
+    # date's pixels are the ones appended with that date.
+    import threading
+
+    store = tmp_path / "c.zarr"
+    write_zarr(base_cube(), store)
+    first = later(base_cube(data=np.full((2, 2, 2, 4), 5, "uint16")), days=100)
+    second = later(base_cube(data=np.full((2, 2, 2, 4), 7, "uint16")), days=200)
+    outcomes: dict[int, str] = {}
+
+    def append(value, cube):
+        try:
+            write_zarr(cube, store, mode="a")
+            outcomes[value] = "appended"
+        except pyr.WriteError:
+            outcomes[value] = "refused"
+        except (pyr.InvalidArgument, pyr.IncompleteStore) as err:  # planned while the other was running
+            outcomes[value] = f"not planned: {type(err).__name__}"
+
+    threads = [threading.Thread(target=append, args=item) for item in ((5, first), (7, second))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert "appended" in outcomes.values()
+    back = read_zarr(store, chunks=None)
+    values = back.data[:, 0, 0, 0].tolist()
+    days = ((back.times - back.times[0]) // np.timedelta64(1, "D")).tolist()
+    by_day = {0: 1, 10: 1, 100: 5, 110: 5, 200: 7, 210: 7}
+    assert [by_day[d] for d in days] == values, (days, values, outcomes)
 
 
 def test_appended_store_opens_in_xarray(tmp_path):

@@ -16,11 +16,21 @@ graph is ``begin`` -> one ``write`` task per chunk of the new dates -> ``finish`
 A failed append leaves the store marked incomplete, its existing dates
 untouched; running the same append again resumes it (the partial new dates
 are cut off first).
+
+One append at a time: ``begin`` takes a lock beside the store
+(``<store>.pyr-append``, holding the plan's token; created atomically for a
+local store) and ``finish`` drops it. Another append started meanwhile is
+refused with ``WriteError`` instead of writing its dates into the same
+slots; after a failure the lock stays, so the same append (same token)
+resumes, and a different one is refused until the lock is deleted. A zarr
+store object has no lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import warnings
 from typing import Any
 
@@ -30,7 +40,7 @@ import numpy as np
 from pyr._fuse import fuse_writes
 from pyr._imports import ensure
 from pyr.cube import Cube
-from pyr.errors import GridMismatch, IncompleteStore, InvalidArgument, ReadError
+from pyr.errors import GridMismatch, IncompleteStore, InvalidArgument, ReadError, WriteError
 from pyr.io import cf
 from pyr.io._zarr_layout import DEFAULT_NAME
 from pyr.io._zarr_target import Target
@@ -156,12 +166,71 @@ def _plan(cube: Cube, target: Target, name: str) -> AppendPlan:
 # --- tasks ----------------------------------------------------------------------
 
 
+#: Beside a path or URL store (``<store>.pyr-append``), a running or failed append's
+#: lock: its plan's token. Not inside: zarr-python takes every entry of a v2 group
+#: for a member.
+APPEND_LOCK = ".pyr-append"
+
+
+def _lock_path(target: Target) -> str:
+    return target.url.rstrip("/") + APPEND_LOCK
+
+
+def _take_lock(target: Target, token: str, plan: AppendPlan) -> None:
+    """Hold the store's append lock for the append ``token``, or refuse: one append at a time.
+
+    The same append (same dates, same store: same token) takes over its own
+    lock, which is how a failed append resumes. A local store's lock is
+    created atomically; on an object store, checked then written (two
+    appends starting within that moment are not told apart).
+    """
+    shown = display_name(target.url)
+    if target.store is not None:
+        return  # a zarr store object: no place for a lock
+    held = None
+    if target.is_local:
+        path = _lock_path(target)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            with open(path) as f:
+                held = f.read().strip()
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(token)
+    else:
+        fs, root = target.fs()
+        with contextlib.suppress(FileNotFoundError):
+            held = fs.cat_file(root + APPEND_LOCK).decode().strip()
+        if held is None:
+            fs.pipe_file(root + APPEND_LOCK, token.encode())
+    if held is not None and held != token:
+        raise WriteError(
+            f"{shown!r} has another append running, or one that failed (its lock: {_lock_path(target)!r}): "
+            f"this append of {len(plan.times)} dates was not started. Run that append again to finish it; or, "
+            f"if no append is running, delete the lock and this append resumes from {plan.n0} dates."
+        )
+
+
+def _drop_lock(target: Target) -> None:
+    if target.store is not None:
+        return
+    if target.is_local:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(_lock_path(target))
+        return
+    fs, root = target.fs()
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm_file(root + APPEND_LOCK)
+
+
 def begin_append(target: Target, plan: AppendPlan) -> str:
-    """Check the store is as planned, mark it incomplete, resize it and write the new times."""
+    """Take the append lock, check the store is as planned, mark it incomplete, resize it, write the new times."""
     ensure("dask")
     from dask.base import tokenize
 
     shown = display_name(target.url)
+    _take_lock(target, str(tokenize(target, plan)), plan)
     group = _open_group(target, write=True)
     meta, n0 = _state(group, shown)
     if n0 != plan.n0:
@@ -190,6 +259,7 @@ def finish_append(target: Target, plan: AppendPlan, _after: Any = None) -> None:
     meta = {k: v for k, v in dict(group.attrs)["pyr"].items() if k != "appending"}
     group.attrs.update({"pyr": {**meta, "complete": True}})
     _consolidate(target)
+    _drop_lock(target)
 
 
 # --- the graph ------------------------------------------------------------------

@@ -611,7 +611,14 @@ def write_zarr(
         keeps the new one under the staging prefix. A zarr store object
         (that can list and delete, as zarr's own stores) stages the new store
         under a ``.pyr-staging-<token>`` prefix inside it and moves it to the
-        root the same way; one that cannot is overwritten in place.
+        root the same way; one that cannot is overwritten in place. Two
+        writes of one store at once never leave a store with chunks missing:
+        one fails with :class:`~pyr.errors.WriteError` or the last one wins
+        (docs/design.md). ``"a"`` holds a lock beside the store
+        (``<store>.pyr-append``) from its first task to its last: another
+        append meanwhile is refused (``WriteError``); a failed append keeps
+        the lock, the same append run again resumes it, and a different one
+        is refused until the lock is deleted.
     zarr_format
         2 (default: GDAL reads it) or 3.
     name
