@@ -366,3 +366,50 @@ def test_gdal_block_cache_is_capped_unless_set(tmp_path):
         check=True,
     )
     assert int(chosen.stdout.split()[-1]) == 300 * 2**20
+
+
+def test_concurrent_opens_leave_the_warning_filters_as_they_were(tmp_path):
+    # pyr silences rasterio's NotGeoreferencedWarning while it opens a file.
+    # With warnings.catch_warnings in several threads at once, the process
+    # kept an "ignore" filter for good and some opens warned after all.
+    import warnings
+
+    from rasterio.errors import NotGeoreferencedWarning
+
+    paths = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        for i in range(6):
+            path = tmp_path / f"plain{i}.tif"
+            with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=1, dtype="uint8") as dst:
+                dst.write(np.ones((1, 8, 8), "uint8"))
+            paths.append(path)
+
+    def read_often(path):
+        for _ in range(40):
+            _handles.close_all()
+            assert pyr.read(path).data.sum() == 64
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", NotGeoreferencedWarning)  # a user who wants to see every one
+        filters = list(warnings.filters)
+        threads = [threading.Thread(target=read_often, args=(p,)) for p in paths]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert list(warnings.filters) == filters
+    assert [w for w in seen if issubclass(w.category, NotGeoreferencedWarning)] == []
+
+
+def test_quiet_keeps_a_users_own_identical_filter():
+    import warnings
+
+    from pyr._warnings import quiet
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="pyr test", category=UserWarning)
+        filters = list(warnings.filters)
+        with quiet(UserWarning, "pyr test"):
+            warnings.warn("pyr test: silenced", UserWarning, stacklevel=1)
+        assert list(warnings.filters) == filters

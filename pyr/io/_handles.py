@@ -24,7 +24,6 @@ import logging
 import os
 import re
 import threading
-import warnings
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -39,6 +38,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.session import DummySession, Session
 
 from pyr._malloc import tune_once as tune_malloc_once
+from pyr._warnings import quiet
 from pyr.errors import InvalidArgument, PyrError, ReadError
 from pyr.io.env import GdalEnv, is_secret
 
@@ -225,8 +225,7 @@ def open_dataset(spec: SourceSpec) -> Any:
     tune_malloc_once()
     kwargs = {} if spec.overview is None else {"overview_level": spec.overview}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with quiet(NotGeoreferencedWarning):
             ds = rasterio.open(spec.path, **kwargs)
     except (RasterioError, OSError) as err:
         clear_network_cache(spec.path)

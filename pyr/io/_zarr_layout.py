@@ -13,6 +13,7 @@ import attrs
 import numpy as np
 
 from pyr._imports import ensure
+from pyr._warnings import quiet
 from pyr.cube import Cube
 from pyr.errors import InvalidArgument
 from pyr.geobox import GeoBox
@@ -240,17 +241,14 @@ def create_store(store: Any, layout: Layout) -> None:
 
 def complete_store(store: Any, layout: Layout) -> None:
     """Mark the group in a zarr store complete and consolidate its metadata."""
-    import warnings
-
     ensure("zarr")
     import zarr
 
     group = zarr.open_group(store, mode="r+")
     group.attrs.update({"pyr": pyr_attrs(layout, complete=True)})
-    with warnings.catch_warnings():
-        # zarr-python warns that consolidated metadata is not (yet) in the v3 spec;
-        # xarray and zarr-python read it, which is what it is written for.
-        warnings.filterwarnings("ignore", "Consolidated metadata", category=UserWarning)
+    # zarr-python warns that consolidated metadata is not (yet) in the v3 spec;
+    # xarray and zarr-python read it, which is what it is written for.
+    with quiet(UserWarning, "Consolidated metadata"):
         zarr.consolidate_metadata(store)
 
 

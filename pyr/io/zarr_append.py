@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import warnings
 from typing import Any
 
 import attrs
@@ -39,6 +38,7 @@ import numpy as np
 
 from pyr._fuse import fuse_writes
 from pyr._imports import ensure
+from pyr._warnings import quiet
 from pyr.cube import Cube
 from pyr.errors import GridMismatch, IncompleteStore, InvalidArgument, ReadError, WriteError
 from pyr.io import cf
@@ -81,8 +81,7 @@ def _consolidate(target: Target) -> None:
     ensure("zarr")
     import zarr
 
-    with warnings.catch_warnings():  # zarr warns that v3 has no consolidated metadata in its spec yet
-        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part", category=UserWarning)
+    with quiet(UserWarning, "Consolidated metadata"):  # zarr: v3 has no consolidated metadata in its spec yet
         zarr.consolidate_metadata(target.zarr_store())
 
 
