@@ -366,3 +366,17 @@ def test_append_to_an_fsspec_url(zarr_format):
     back = read_zarr(url, chunks=None)
     assert back.data[:, 0, 0, 0].tolist() == [1, 1, 3, 3]
     np.testing.assert_array_equal(back.times, np.concatenate([base_cube().times, later(base_cube()).times]))
+
+
+def test_an_append_refused_at_its_start_leaves_no_lock(tmp_path):
+    # Planned, then the store changed before it ran: the append fails before
+    # changing anything, so it must not leave a lock that refuses the next one.
+    store = tmp_path / "c.zarr"
+    write_zarr(base_cube(), store)
+    stale = write_zarr(later(base_cube(), days=100), store, mode="a", compute=False)
+    write_zarr(later(base_cube(), days=50), store, mode="a")  # the store now holds 4 dates
+    with pytest.raises(pyr.InvalidArgument, match="changed since the append was planned"):
+        stale.compute()
+    assert not (tmp_path / "c.zarr.pyr-append").exists()
+    write_zarr(later(base_cube(), days=100), store, mode="a")  # planned afresh: appends
+    assert read_zarr(store).ntimes == 6

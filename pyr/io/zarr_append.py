@@ -175,17 +175,18 @@ def _lock_path(target: Target) -> str:
     return target.url.rstrip("/") + APPEND_LOCK
 
 
-def _take_lock(target: Target, token: str, plan: AppendPlan) -> None:
+def _take_lock(target: Target, token: str, plan: AppendPlan) -> bool:
     """Hold the store's append lock for the append ``token``, or refuse: one append at a time.
 
     The same append (same dates, same store: same token) takes over its own
     lock, which is how a failed append resumes. A local store's lock is
     created atomically; on an object store, checked then written (two
-    appends starting within that moment are not told apart).
+    appends starting within that moment are not told apart). Returns
+    whether the lock was made now (not taken over).
     """
     shown = display_name(target.url)
     if target.store is not None:
-        return  # a zarr store object: no place for a lock
+        return False  # a zarr store object: no place for a lock
     held = None
     if target.is_local:
         path = _lock_path(target)
@@ -205,10 +206,12 @@ def _take_lock(target: Target, token: str, plan: AppendPlan) -> None:
             fs.pipe_file(root + APPEND_LOCK, token.encode())
     if held is not None and held != token:
         raise WriteError(
-            f"{shown!r} has another append running, or one that failed (its lock: {_lock_path(target)!r}): "
+            f"{shown!r} has another append running, or one that failed (its lock: "
+            f"{display_name(_lock_path(target))!r}): "
             f"this append of {len(plan.times)} dates was not started. Run that append again to finish it; or, "
             f"if no append is running, delete the lock and this append resumes from {plan.n0} dates."
         )
+    return held is None
 
 
 def _drop_lock(target: Target) -> None:
@@ -229,11 +232,18 @@ def begin_append(target: Target, plan: AppendPlan) -> str:
     from dask.base import tokenize
 
     shown = display_name(target.url)
-    _take_lock(target, str(tokenize(target, plan)), plan)
-    group = _open_group(target, write=True)
-    meta, n0 = _state(group, shown)
-    if n0 != plan.n0:
-        raise InvalidArgument(f"{shown!r} changed since the append was planned: it holds {n0} dates, not {plan.n0}.")
+    made = _take_lock(target, str(tokenize(target, plan)), plan)
+    try:
+        group = _open_group(target, write=True)
+        meta, n0 = _state(group, shown)
+        if n0 != plan.n0:
+            raise InvalidArgument(
+                f"{shown!r} changed since the append was planned: it holds {n0} dates, not {plan.n0}."
+            )
+    except BaseException:
+        if made:  # nothing was changed: leave no lock behind
+            _drop_lock(target)
+        raise
     meta = {**meta, "complete": False, "appending": {"from": plan.n0, "to": plan.n}}
     group.attrs.update({"pyr": meta})
     _consolidate(target)
