@@ -197,3 +197,44 @@ def test_mode_w_replaces_an_s3_store_with_nothing_stale_left(s3_endpoint, bucket
         k for k in objects if k.startswith("out/r.zarr/band_data/") and not k.endswith((".zarray", ".zattrs"))
     )
     assert chunk_keys == ["out/r.zarr/band_data/0.0.0"]  # none of the old store's 12 chunks
+
+
+def test_an_s3_append_lock_is_a_conditional_write_and_refuses_another_append(s3_endpoint, bucket, monkeypatch):
+    # The lock beside the store is created with If-None-Match: *, so S3 itself
+    # refuses the second of two appends that start at once; here one lock is
+    # already there (another append's), and a same-time PUT of it is refused too.
+    import fsspec
+    import s3fs
+
+    modes = []
+    real_pipe = s3fs.S3FileSystem._pipe_file
+
+    async def spy(self, path, data, *args, **kwargs):
+        if path.endswith(".pyr-append"):
+            modes.append(kwargs.get("mode", "overwrite"))
+        return await real_pipe(self, path, data, *args, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_pipe_file", spy)
+
+    # options of their own: fsspec's cached filesystems bound the real method when they were made
+    opts = {**storage_options(s3_endpoint), "config_kwargs": {"user_agent_extra": "pyr-lock-test"}}
+    store = f"s3://{bucket}/cubes/c.zarr"
+    gb = pyr.GeoBox.from_bounds((0, 0, 40, 20), 10, "EPSG:32631")
+    base = pyr.Cube(np.ones((2, 1, 2, 4), "uint16"), gb, nodata=0, times=["2024-01-01", "2024-01-11"])
+    pyr.write_zarr(base, store, storage_options=opts)
+    fs = fsspec.filesystem("s3", **opts)
+    lock = f"{bucket}/cubes/c.zarr.pyr-append"
+    fs.pipe_file(lock, b"another-append", mode="create")
+    with pytest.raises(FileExistsError):  # what S3 answers a second conditional create
+        fs.pipe_file(lock, b"mine", mode="create")
+    later = pyr.Cube(np.full((2, 1, 2, 4), 3, "uint16"), gb, nodata=0, times=["2024-02-01", "2024-02-11"])
+    modes.clear()
+    with pytest.raises(pyr.WriteError, match="another append running"):
+        pyr.write_zarr(later, store, mode="a", storage_options=opts)
+    assert modes == ["create"]  # pyr asked S3 for a conditional create
+    assert fs.cat_file(lock) == b"another-append"
+    assert pyr.read_zarr(store, storage_options=opts).ntimes == 2  # nothing changed
+    fs.rm_file(lock)
+    pyr.write_zarr(later, store, mode="a", storage_options=opts)
+    assert pyr.read_zarr(store, storage_options=opts).ntimes == 4
+    assert not fs.exists(lock)

@@ -18,8 +18,8 @@ untouched; running the same append again resumes it (the partial new dates
 are cut off first).
 
 One append at a time: ``begin`` takes a lock beside the store
-(``<store>.pyr-append``, holding the plan's token; created atomically for a
-local store) and ``finish`` drops it. Another append started meanwhile is
+(``<store>.pyr-append``, holding the plan's token; created atomically on a
+local disk and on S3) and ``finish`` drops it. Another append started meanwhile is
 refused with ``WriteError`` instead of writing its dates into the same
 slots; after a failure the lock stays, so the same append (same token)
 resumes, and a different one is refused until the lock is deleted. A zarr
@@ -179,10 +179,10 @@ def _take_lock(target: Target, token: str, plan: AppendPlan) -> bool:
     """Hold the store's append lock for the append ``token``, or refuse: one append at a time.
 
     The same append (same dates, same store: same token) takes over its own
-    lock, which is how a failed append resumes. A local store's lock is
-    created atomically; on an object store, checked then written (two
-    appends starting within that moment are not told apart). Returns
-    whether the lock was made now (not taken over).
+    lock, which is how a failed append resumes. The lock is created
+    atomically on a local disk (``O_EXCL``) and on S3 (a conditional write);
+    other fsspec filesystems check, then write. Returns whether the lock was
+    made now (not taken over).
     """
     shown = display_name(target.url)
     if target.store is not None:
@@ -200,10 +200,12 @@ def _take_lock(target: Target, token: str, plan: AppendPlan) -> bool:
                 f.write(token)
     else:
         fs, root = target.fs()
-        with contextlib.suppress(FileNotFoundError):
-            held = fs.cat_file(root + APPEND_LOCK).decode().strip()
-        if held is None:
-            fs.pipe_file(root + APPEND_LOCK, token.encode())
+        try:  # S3 (s3fs) makes this a conditional write (If-None-Match: *); other filesystems check first
+            fs.pipe_file(root + APPEND_LOCK, token.encode(), mode="create")
+        except FileExistsError:
+            held = ""
+            with contextlib.suppress(FileNotFoundError):  # dropped meanwhile: still refused, try again
+                held = fs.cat_file(root + APPEND_LOCK).decode().strip()
     if held is not None and held != token:
         raise WriteError(
             f"{shown!r} has another append running, or one that failed (its lock: "
