@@ -238,3 +238,21 @@ def test_an_s3_append_lock_is_a_conditional_write_and_refuses_another_append(s3_
     pyr.write_zarr(later, store, mode="a", storage_options=opts)
     assert pyr.read_zarr(store, storage_options=opts).ntimes == 4
     assert not fs.exists(lock)
+
+
+def test_two_creating_writes_to_one_s3_url_one_is_refused(s3_endpoint, bucket, monkeypatch):
+    # Both writes looked before either wrote (simulated: the existence checks
+    # say "nothing there"); the second one's init creates the root object with
+    # a conditional write, which S3 refuses: StoreExists, the first store intact.
+    from pyr.io._zarr_target import Target
+
+    opts = storage_options(s3_endpoint)
+    store = f"s3://{bucket}/claims/r.zarr"
+    first = _small(np.arange(48, dtype="int16").reshape(1, 8, 6), (1, 4, 3))
+    second = _small(np.full((1, 8, 6), 9, dtype="int16"), (1, 4, 3))
+    pyr.write_zarr(first, store, storage_options=opts)
+    monkeypatch.setattr(Target, "exists", lambda self: False)
+    with pytest.raises(pyr.StoreExists, match="another write created it first"):
+        pyr.write_zarr(second, store, storage_options=opts)
+    monkeypatch.undo()
+    assert_raster_equal(pyr.read_zarr(store, storage_options=opts), pyr.compute(first))

@@ -46,7 +46,7 @@ from pyr.io._zarr_layout import DEFAULT_NAME
 from pyr.io._zarr_target import Target
 from pyr.io._zarr_target import flatten_keys as _flatten
 from pyr.io.sources import display_name
-from pyr.io.zarrio import _nodata, write_chunk
+from pyr.io.zarrio import _nodata, create_object, write_chunk
 from pyr.raster import is_dask
 from pyr.types import parse_nodata
 
@@ -201,7 +201,7 @@ def _take_lock(target: Target, token: str, plan: AppendPlan) -> bool:
     else:
         fs, root = target.fs()
         try:  # S3 (s3fs) makes this a conditional write (If-None-Match: *); other filesystems check first
-            fs.pipe_file(root + APPEND_LOCK, token.encode(), mode="create")
+            create_object(fs, root + APPEND_LOCK, token.encode())
         except FileExistsError:
             held = ""
             with contextlib.suppress(FileNotFoundError):  # dropped meanwhile: still refused, try again

@@ -73,8 +73,10 @@ def init_store(target: Target, layout: Layout, mode: str, files: StoreFiles | No
     checks: a second write of the same graph started meanwhile (which
     starts the same staging place afresh) is then an error, not a store
     published with chunks missing. ``mode="w-"`` claims a local directory
-    atomically, so of two such writes one fails with ``StoreExists``. Else
-    zarr-python creates the objects (and there is no run id).
+    atomically, and on S3 creates the first root metadata object with a
+    conditional write, so of two such writes one fails with
+    ``StoreExists``. Else zarr-python creates the objects (and there is no
+    run id).
     """
     if mode == "w-" and target.exists():
         raise StoreExists(f"{display_name(target.url)!r} already exists (mode='w-'); pass mode='w' to replace it.")
@@ -92,9 +94,16 @@ def init_store(target: Target, layout: Layout, mode: str, files: StoreFiles | No
                 f"{display_name(target.url)!r} already exists (mode='w-'); pass mode='w' to replace it."
             ) from None
     run = uuid.uuid4().hex
+    claim = mode == "w-" and not target.is_local  # S3: a conditional write of the first root object
     try:
-        _put_files(target, (*files.init, (RUN_MARKER, run.encode())))
-    except (FileNotFoundError, FileExistsError) as err:
+        _put_files(target, (*files.init, (RUN_MARKER, run.encode())), claim=claim)
+    except FileExistsError as err:
+        if claim:
+            raise StoreExists(
+                f"{display_name(target.url)!r} already exists (mode='w-'): another write created it first."
+            ) from None
+        raise _replaced(target, "create", err) from None
+    except FileNotFoundError as err:
         raise _replaced(target, "create", err) from None
     return run
 
@@ -170,13 +179,15 @@ def _clear(target: Target) -> None:
         fs.rm(root, recursive=True)
 
 
-def _put_files(target: Target, files: tuple[tuple[str, bytes], ...]) -> None:
+def _put_files(target: Target, files: tuple[tuple[str, bytes], ...], *, claim: bool = False) -> None:
     """Write store objects under a path or URL target, in order, each whole or not at all.
 
     On an object store the objects between two root metadata objects go up
     together (fsspec's ``pipe``, concurrent on s3fs and the like); the root
     metadata objects, which carry the completeness marker, one at a time in
-    their place.
+    their place. ``claim``: the first root metadata object is created only
+    if there is none (a conditional write on S3; ``FileExistsError`` if
+    there is one), which claims the store.
     """
     if target.is_local:
         for key, data in files:
@@ -189,11 +200,30 @@ def _put_files(target: Target, files: tuple[tuple[str, bytes], ...]) -> None:
             if batch:
                 fs.pipe(batch)
                 batch = {}
-            fs.pipe_file(f"{root}/{key}", data)
+            if claim:
+                create_object(fs, f"{root}/{key}", data)
+                claim = False
+            else:
+                fs.pipe_file(f"{root}/{key}", data)
         else:
             batch[f"{root}/{key}"] = data
     if batch:
         fs.pipe(batch)
+
+
+def create_object(fs: Any, path: str, data: bytes) -> None:
+    """Write ``path`` only if nothing is there (``FileExistsError`` if something is).
+
+    A conditional write where the filesystem makes one (s3fs: ``If-None-Match:
+    *``); else, or with a filesystem whose ``pipe_file`` takes no ``mode``,
+    a check, then the write.
+    """
+    try:
+        fs.pipe_file(path, data, mode="create")
+    except TypeError:  # a pipe_file without fsspec's mode= (older or third-party filesystems)
+        if fs.exists(path):
+            raise FileExistsError(path) from None
+        fs.pipe_file(path, data)
 
 
 def finalize_store(
