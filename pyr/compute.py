@@ -31,7 +31,6 @@ def _run(target: Any, progress: bool) -> Any:
     if not progress:
         (value,) = dask_compute(target)
         return value
-    ensure("dask")
     from dask.diagnostics.progress import ProgressBar
 
     with ProgressBar(minimum=0, dt=0.2, out=sys.stdout):

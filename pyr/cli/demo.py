@@ -276,7 +276,6 @@ def run(args: argparse.Namespace) -> int:
             jobs = [
                 write_tiff(r, out / f"{n}.tif", level=1, compute=False) for r, n in ((mean, "mean"), (median, "median"))
             ]
-            ensure("dask")
             from dask.delayed import delayed
 
             compute(delayed(_all_done, pure=True)(*jobs), progress=True)

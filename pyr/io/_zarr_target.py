@@ -57,19 +57,17 @@ class Target:
 
     def zarr_store(self, *, read_only: bool = False) -> Any:
         """A zarr store object for this target."""
+        ensure("zarr")
         if self.store is not None:
             if self.path:
-                ensure("zarr")
                 from zarr.storage import StorePath
 
                 return StorePath(self.store, self.path)
             return self.store
         if self.is_local:
-            ensure("zarr")
             from zarr.storage import LocalStore
 
             return LocalStore(self.url, read_only=read_only)
-        ensure("zarr")
         from zarr.storage import FsspecStore
 
         return FsspecStore.from_url(self.url, storage_options=dict(self.storage_options), read_only=read_only)

@@ -328,7 +328,6 @@ def write_tiff(
             shutil.rmtree(_staging(plan, token), ignore_errors=True)
         return None
     if not compute:
-        ensure("dask")
         from dask.delayed import delayed as make_delayed
 
         return make_delayed(_write_eager, pure=True)(raster.data, plan, token, dask_key_name=f"pyr-tiff-write-{token}")
