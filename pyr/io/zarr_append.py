@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from typing import Any
 
 import attrs
@@ -184,44 +183,28 @@ def _take_lock(target: Target, token: str, plan: AppendPlan) -> bool:
     other fsspec filesystems check, then write. Returns whether the lock was
     made now (not taken over).
     """
-    shown = display_name(target.url)
     if target.store is not None:
         return False  # a zarr store object: no place for a lock
-    held = None
-    if target.is_local:
-        path = _lock_path(target)
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            with open(path) as f:
-                held = f.read().strip()
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(token)
-    else:
-        fs, root = target.fs()
-        try:  # S3 (s3fs) makes this a conditional write (If-None-Match: *); other filesystems check first
-            create_object(fs, root + APPEND_LOCK, token.encode())
-        except FileExistsError:
-            held = ""
-            with contextlib.suppress(FileNotFoundError):  # dropped meanwhile: still refused, try again
-                held = fs.cat_file(root + APPEND_LOCK).decode().strip()
-    if held is not None and held != token:
+    fs, root = target.fs()  # a local directory too (fsspec's LocalFileSystem)
+    try:
+        create_object(fs, root + APPEND_LOCK, token.encode())
+        return True
+    except FileExistsError:
+        held = ""
+        with contextlib.suppress(FileNotFoundError):  # dropped meanwhile: still refused, try again
+            held = fs.cat_file(root + APPEND_LOCK).decode().strip()
+    if held != token:
         raise WriteError(
-            f"{shown!r} has another append running, or one that failed (its lock: "
+            f"{display_name(target.url)!r} has another append running, or one that failed (its lock: "
             f"{display_name(_lock_path(target))!r}): "
             f"this append of {len(plan.times)} dates was not started. Run that append again to finish it; or, "
             f"if no append is running, delete the lock and this append resumes from {plan.n0} dates."
         )
-    return held is None
+    return False
 
 
 def _drop_lock(target: Target) -> None:
     if target.store is not None:
-        return
-    if target.is_local:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(_lock_path(target))
         return
     fs, root = target.fs()
     with contextlib.suppress(FileNotFoundError):
@@ -234,7 +217,8 @@ def begin_append(target: Target, plan: AppendPlan) -> str:
     from dask.base import tokenize
 
     shown = display_name(target.url)
-    made = _take_lock(target, str(tokenize(target, plan)), plan)
+    token = str(tokenize(target, plan))
+    made = _take_lock(target, token, plan)
     try:
         group = _open_group(target, write=True)
         meta, n0 = _state(group, shown)
@@ -256,7 +240,7 @@ def begin_append(target: Target, plan: AppendPlan) -> str:
     time = group["time"]
     time.resize((plan.n,))
     time[plan.n0 :] = np.asarray(plan.times, dtype="int64")
-    return str(tokenize(target, plan))
+    return token
 
 
 def write_block(target: Target, name: str, region: tuple[slice, ...], block: np.ndarray, token: str) -> None:

@@ -112,31 +112,20 @@ def _take_run(target: Target, run: str | None) -> None:
     """Check that ``target`` still holds run ``run``'s marker, and remove the marker."""
     if run is None:
         return
-    if target.is_local:
-        marker = os.path.join(target.url, RUN_MARKER)
-        try:
-            with open(marker, "rb") as f:
-                found = f.read().decode()
-        except FileNotFoundError:
-            found = ""
-        ok = found == run
-        if ok:
-            os.remove(marker)
-    else:
-        fs, root = target.fs()
-        try:
-            found = fs.cat_file(f"{root}/{RUN_MARKER}").decode()
-        except FileNotFoundError:
-            found = ""
-        ok = found == run
-        if ok:
-            fs.rm_file(f"{root}/{RUN_MARKER}")
-    if not ok:
-        raise WriteError(
-            f"{display_name(target.url)!r} was started afresh by another write of the same data while this "
-            "one ran (the two share a staging place); nothing was published by this one. "
-            "Write a store from one place at a time."
-        )
+    fs, root = target.fs()  # a local directory too (fsspec's LocalFileSystem)
+    marker = f"{root}/{RUN_MARKER}"
+    try:
+        found = fs.cat_file(marker).decode()
+    except FileNotFoundError:
+        found = ""
+    if found == run:
+        fs.rm_file(marker)
+        return
+    raise WriteError(
+        f"{display_name(target.url)!r} was started afresh by another write of the same data while this "
+        "one ran (the two share a staging place); nothing was published by this one. "
+        "Write a store from one place at a time."
+    )
 
 
 def write_chunk(
@@ -214,10 +203,18 @@ def _put_files(target: Target, files: tuple[tuple[str, bytes], ...], *, claim: b
 def create_object(fs: Any, path: str, data: bytes) -> None:
     """Write ``path`` only if nothing is there (``FileExistsError`` if something is).
 
-    A conditional write where the filesystem makes one (s3fs: ``If-None-Match:
-    *``); else, or with a filesystem whose ``pipe_file`` takes no ``mode``,
-    a check, then the write.
+    Atomic on a local disk (``O_EXCL``) and where the filesystem makes a
+    conditional write (s3fs: ``If-None-Match: *``); else, or with a
+    filesystem whose ``pipe_file`` takes no ``mode``, a check, then the write.
     """
+    from fsspec.implementations.local import LocalFileSystem
+
+    if isinstance(fs, LocalFileSystem):  # fsspec's own "create" there is a check, then a write
+        os.makedirs(os.path.dirname(path), exist_ok=True)  # as fsspec's pipe_file does
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return
     try:
         fs.pipe_file(path, data, mode="create")
     except TypeError:  # a pipe_file without fsspec's mode= (older or third-party filesystems)
