@@ -26,6 +26,7 @@ __all__ = [
     "Layout",
     "StoreFiles",
     "complete_store",
+    "consolidate",
     "create_arrays",
     "create_store",
     "layout_of",
@@ -246,6 +247,14 @@ def complete_store(store: Any, layout: Layout) -> None:
 
     group = zarr.open_group(store, mode="r+")
     group.attrs.update({"pyr": pyr_attrs(layout, complete=True)})
+    consolidate(store)
+
+
+def consolidate(store: Any) -> None:
+    """Consolidate the metadata of the group in a zarr store."""
+    ensure("zarr")
+    import zarr
+
     # zarr-python warns that consolidated metadata is not (yet) in the v3 spec;
     # xarray and zarr-python read it, which is what it is written for.
     with quiet(UserWarning, "Consolidated metadata"):

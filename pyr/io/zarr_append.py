@@ -37,11 +37,10 @@ import numpy as np
 
 from pyr._fuse import fuse_writes
 from pyr._imports import ensure
-from pyr._warnings import quiet
 from pyr.cube import Cube
 from pyr.errors import GridMismatch, IncompleteStore, InvalidArgument, ReadError, WriteError
 from pyr.io import cf
-from pyr.io._zarr_layout import DEFAULT_NAME
+from pyr.io._zarr_layout import DEFAULT_NAME, consolidate
 from pyr.io._zarr_target import Target
 from pyr.io._zarr_target import flatten_keys as _flatten
 from pyr.io.sources import display_name
@@ -77,11 +76,7 @@ def _open_group(target: Target, *, write: bool) -> Any:
 
 
 def _consolidate(target: Target) -> None:
-    ensure("zarr")
-    import zarr
-
-    with quiet(UserWarning, "Consolidated metadata"):  # zarr: v3 has no consolidated metadata in its spec yet
-        zarr.consolidate_metadata(target.zarr_store())
+    consolidate(target.zarr_store())
 
 
 def _state(group: Any, shown: str) -> tuple[dict[str, Any], int]:
