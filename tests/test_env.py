@@ -236,6 +236,15 @@ def test_configure_reaches_processes_scheduler_workers(fresh_environ):
     assert probe[2] != os.getpid()  # really another process
 
 
+def _wait_until(cond, what: str) -> None:
+    """Poll ``cond`` for up to 10 s (another thread's progress)."""
+    for _ in range(1000):
+        if cond():
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def _header_spec(path: str, token: str) -> _handles.SourceSpec:
     """A source at ``path`` read with the header ``X-T: token`` (an access setting of its own)."""
     return _handles.SourceSpec(
@@ -261,21 +270,14 @@ def test_network_gate_one_access_setting_at_a_time_and_no_starvation(monkeypatch
             inside[name].set()
             assert release[name].wait(10)
 
-    def wait_until(cond, what: str) -> None:
-        for _ in range(1000):
-            if cond():
-                return
-            threading.Event().wait(0.01)
-        raise AssertionError(f"timed out waiting for {what}")
-
     gate = _handles._gate_for(path)
     threads = {n: threading.Thread(target=use, args=(n, s)) for n, s in (("A", x), ("B", y), ("C", x))}
     threads["A"].start()
     assert inside["A"].wait(10)
     threads["B"].start()
-    wait_until(lambda: _handles._access(y.env) in gate.waiting, "B to wait")
+    _wait_until(lambda: _handles._access(y.env) in gate.waiting, "B to wait")
     threads["C"].start()
-    wait_until(lambda: _handles._access(x.env) in gate.waiting, "C to queue behind B")
+    _wait_until(lambda: _handles._access(x.env) in gate.waiting, "C to queue behind B")
     assert entered == ["A"]
     assert cleared == []
     release["A"].set()
@@ -326,11 +328,7 @@ def test_network_gate_lets_one_setting_share_and_a_thread_nest(monkeypatch):
         waiter = threading.Thread(target=wait_for_y)
         with _handles._gated(x):
             waiter.start()
-            for _ in range(1000):
-                if gate.waiting:
-                    break
-                threading.Event().wait(0.01)
-            assert _handles._access(y.env) in gate.waiting
+            _wait_until(lambda: _handles._access(y.env) in gate.waiting, "the other setting to wait")
             with _handles._gated(x):  # returns at once
                 done.append("nested")
         waiter.join(10)
