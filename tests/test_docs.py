@@ -385,6 +385,18 @@ def test_docstring_md_renders_sections():
     assert "```pycon\n>>> f(1)\n2\n```" in md
 
 
+def test_licence_is_an_spdx_string_that_setuptools_reads_without_warning():
+    import tomllib
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    # a table (`{ text = ... }`) makes setuptools print a deprecation warning on every install
+    assert meta["project"]["license"] == "BSD-3-Clause"
+    (setuptools,) = [r for r in meta["build-system"]["requires"] if r.startswith("setuptools")]
+    minimum = re.fullmatch(r"setuptools>=(\d+)(?:\.\d+)*", setuptools)
+    assert minimum, setuptools
+    assert int(minimum.group(1)) >= 77  # PEP 639 SPDX licence strings
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
     print("updated:", write_api() or "nothing")
