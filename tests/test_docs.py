@@ -120,6 +120,31 @@ def test_relative_links_resolve():
             assert path.exists(), f"{_rel(page)}: link to {target!r} does not resolve"
 
 
+def test_readme_links_every_doc_page():
+    readme = ROOT / "README.md"
+    linked = {(ROOT / target.split("#")[0]).resolve() for target in LINK.findall(readme.read_text())}
+    missing = [_rel(page) for page in pages() if page != readme and page.resolve() not in linked]
+    assert not missing, f"README.md's Documentation list lacks {missing}"
+
+
+#: How the history of the work on pyr would creep into its docs ("fourth session", "this session").
+WORK_SESSION = re.compile(
+    r"\b(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|this|that|earlier|previous|next|last)"
+    r"[- ]sessions?\b",
+    re.IGNORECASE,
+)
+
+
+def test_docs_describe_the_product_not_the_work_sessions():
+    found = [
+        f"{_rel(page)}:{n}: {line.strip()}"
+        for page in pages()
+        for n, line in enumerate(page.read_text().splitlines(), start=1)
+        if WORK_SESSION.search(line)
+    ]
+    assert not found, "\n".join(found)
+
+
 # --- API pages generated from the docstrings -----------------------------------------------
 
 #: page -> (title, intro, [(qualified name, object getter)])
