@@ -174,8 +174,8 @@ API_PAGES: dict[str, tuple[str, str, list[str]]] = {
         "xarray interop",
         "Converting to and from `xarray.DataArray` (`pyr.xr`; needs the `xarray` extra).\n\n"
         "To open a store pyr wrote without pyr, use `xarray.open_zarr(store)` (rioxarray then finds its CRS,"
-        " transform and nodata) or GDAL's `ZARR:\"store\":/band_data`. `rioxarray.open_rasterio(store)` cannot"
-        " open the store itself (a folder of arrays to GDAL): give it `ZARR:\"store\":/band_data`, where a cube's"
+        ' transform and nodata) or GDAL\'s `ZARR:"store":/band_data`. `rioxarray.open_rasterio(store)` cannot'
+        ' open the store itself (a folder of arrays to GDAL): give it `ZARR:"store":/band_data`, where a cube\'s'
         " dates appear as bands (see [the tutorial](../tutorial.md#5-the-cube-to-zarr-opened-with-xarray)).",
         ["pyr.to_xarray", "pyr.from_xarray"],
     ),
