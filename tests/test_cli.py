@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +26,20 @@ def _run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
 
 
 def _png(path: Path) -> np.ndarray:
-    from matplotlib import image
+    """The colour channels of a PNG (grey or RGB, alpha dropped) as rows x columns x channels in 0..1."""
+    from rasterio.errors import NotGeoreferencedWarning
 
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    return np.asarray(image.imread(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a picture has no grid
+        with rasterio.open(path) as src:
+            assert src.driver == "PNG"
+            pixels = src.read()
+    colours = {1: 1, 2: 1, 3: 3, 4: 3}[pixels.shape[0]]
+    return np.moveaxis(pixels[:colours], 0, -1) / np.float64(np.iinfo(pixels.dtype).max)
 
 
-def _check_demo_outputs(out: Path) -> None:
+def _check_demo_outputs(out: Path, *, xarray: bool = True) -> None:
     scenes = sorted((out / "scenes").glob("B04_*.tif"))
     assert len(scenes) == 3
     with rasterio.open(scenes[0]) as src:
@@ -59,14 +67,15 @@ def _check_demo_outputs(out: Path) -> None:
     assert cube.nodata == 0
     np.testing.assert_array_equal(cube.times, np.array(times_of(scenes), dtype="datetime64[ns]"))
     np.testing.assert_array_equal(cube.data[:, 0], cube_values)
-    xr = pytest.importorskip("xarray")
-    pytest.importorskip("rioxarray")
-    with xr.open_zarr(out / "cube.zarr") as ds:
-        arr = ds["band_data"]
-        assert arr.dims == ("time", "band", "y", "x")
-        assert arr.rio.crs.to_epsg() == 32631
-        assert arr.rio.transform().almost_equals(gb.transform)
-        assert arr.rio.encoded_nodata == 0
+    if xarray:
+        xr = pytest.importorskip("xarray")
+        pytest.importorskip("rioxarray")
+        with xr.open_zarr(out / "cube.zarr") as ds:
+            arr = ds["band_data"]
+            assert arr.dims == ("time", "band", "y", "x")
+            assert arr.rio.crs.to_epsg() == 32631
+            assert arr.rio.transform().almost_equals(gb.transform)
+            assert arr.rio.encoded_nodata == 0
 
     # the temporal mean, against numpy's on the source files
     with rasterio.open(out / "mean.tif") as src:
@@ -85,7 +94,7 @@ def _check_demo_outputs(out: Path) -> None:
         assert pixels.ndim == 3
         assert pixels.shape[0] > 300
         assert pixels.shape[1] > 300
-        assert pixels[..., :3].std() > 0.05  # a picture, not a blank square
+        assert pixels.std() > 0.05  # a picture, not a blank square
 
 
 def test_demo_threads_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,6 +125,60 @@ def test_demo_subprocess(tmp_path: Path, scheduler: str) -> None:
     assert "[10/10]" in done.stdout
     assert "100% Completed" in done.stdout
     _check_demo_outputs(out)
+
+
+#: Runs ``pyr`` in a process where the optional packages of a plain ``pip install pyr`` cannot be imported.
+WITHOUT_EXTRAS = """
+import sys
+for name in ("matplotlib", "xarray", "rioxarray"):
+    sys.modules[name] = None  # import raises ImportError, as when the package is not installed
+from pyr.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_demo_finishes_without_matplotlib_or_xarray(tmp_path: Path) -> None:
+    out = tmp_path / "plain"
+    cmd = [sys.executable, "-c", WITHOUT_EXTRAS, "demo", *DEMO_ARGS, "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert "[10/10] PNG quicklooks (plain greyscale: matplotlib is not installed" in done.stdout
+    assert "xarray/rioxarray not installed: skipped" in done.stdout
+    _check_demo_outputs(out, xarray=False)
+    for name in ("mean.png", "median.png", "date.png"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(out / name) as src:
+                assert (src.count, src.dtypes) == (2, ("uint8", "uint8"))  # grey and alpha
+                assert "temporal" in src.tags()["Title"] or "one date" in src.tags()["Title"]
+                alpha = src.read(2)
+        assert set(np.unique(alpha)) <= {0, 255}
+        assert (alpha == 0).any()  # the swath edge (nodata) is transparent
+    assert not list(out.glob("*.aux.xml"))
+
+
+def test_quicklook_without_matplotlib(tmp_path: Path) -> None:
+    from pyr.synth import make_series
+
+    (path,) = make_series(tmp_path / "s", size=512, dates=1, block=256)
+    out = tmp_path / "s.png"
+    cmd = [sys.executable, "-c", WITHOUT_EXTRAS, "quicklook", str(path), str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "plain greyscale" in done.stdout
+    assert _png(out).std() > 0.05
+    done = subprocess.run([*cmd, "--cmap", "viridis"], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert done.stderr.startswith("pyr: error: cmap='viridis': colour maps need matplotlib")
+
+
+def test_quicklook_says_every_nth_pixel_in_english(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gb = GeoBox.from_bounds((600000, 5690000, 600000 + 10 * 4200, 5690000 + 10 * 64), 10, "EPSG:32631")
+    raster = Raster(np.arange(64 * 4200, dtype="float32").reshape(1, 64, 4200), gb, nodata=math.nan)
+    write_zarr(raster, tmp_path / "wide.zarr")  # no overviews: decimated by 3 to at most 2000 px across
+    assert main(["quicklook", str(tmp_path / "wide.zarr"), str(tmp_path / "w.png")]) == 0
+    assert "every 3rd pixel" in capsys.readouterr().out
 
 
 def test_demo_help_states_the_default() -> None:

@@ -120,6 +120,31 @@ def test_relative_links_resolve():
             assert path.exists(), f"{_rel(page)}: link to {target!r} does not resolve"
 
 
+def test_readme_links_every_doc_page():
+    readme = ROOT / "README.md"
+    linked = {(ROOT / target.split("#")[0]).resolve() for target in LINK.findall(readme.read_text())}
+    missing = [_rel(page) for page in pages() if page != readme and page.resolve() not in linked]
+    assert not missing, f"README.md's Documentation list lacks {missing}"
+
+
+#: How the history of the work on pyr would creep into its docs ("fourth session", "this session").
+WORK_SESSION = re.compile(
+    r"\b(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|this|that|earlier|previous|next|last)"
+    r"[- ]sessions?\b",
+    re.IGNORECASE,
+)
+
+
+def test_docs_describe_the_product_not_the_work_sessions():
+    found = [
+        f"{_rel(page)}:{n}: {line.strip()}"
+        for page in pages()
+        for n, line in enumerate(page.read_text().splitlines(), start=1)
+        if WORK_SESSION.search(line)
+    ]
+    assert not found, "\n".join(found)
+
+
 # --- API pages generated from the docstrings -----------------------------------------------
 
 #: page -> (title, intro, [(qualified name, object getter)])
@@ -147,7 +172,11 @@ API_PAGES: dict[str, tuple[str, str, list[str]]] = {
     "compute.md": ("Computing", "Running lazy values (`pyr.compute`).", ["pyr.compute"]),
     "xarray.md": (
         "xarray interop",
-        "Converting to and from `xarray.DataArray` (`pyr.xr`; needs the `xarray` extra).",
+        "Converting to and from `xarray.DataArray` (`pyr.xr`; needs the `xarray` extra).\n\n"
+        "To open a store pyr wrote without pyr, use `xarray.open_zarr(store)` (rioxarray then finds its CRS,"
+        ' transform and nodata) or GDAL\'s `ZARR:"store":/band_data`. `rioxarray.open_rasterio(store)` cannot'
+        ' open the store itself (a folder of arrays to GDAL): give it `ZARR:"store":/band_data`, where a cube\'s'
+        " dates appear as bands (see [the tutorial](../tutorial.md#5-the-cube-to-zarr-opened-with-xarray)).",
         ["pyr.to_xarray", "pyr.from_xarray"],
     ),
     "errors.md": (
@@ -383,6 +412,18 @@ def test_docstring_md_renders_sections():
     assert "**Parameters**" in md
     assert "- `x : int`: The x." in md
     assert "```pycon\n>>> f(1)\n2\n```" in md
+
+
+def test_licence_is_an_spdx_string_that_setuptools_reads_without_warning():
+    import tomllib
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    # a table (`{ text = ... }`) makes setuptools print a deprecation warning on every install
+    assert meta["project"]["license"] == "BSD-3-Clause"
+    (setuptools,) = [r for r in meta["build-system"]["requires"] if r.startswith("setuptools")]
+    minimum = re.fullmatch(r"setuptools>=(\d+)(?:\.\d+)*", setuptools)
+    assert minimum, setuptools
+    assert int(minimum.group(1)) >= 77  # PEP 639 SPDX licence strings
 
 
 if __name__ == "__main__":

@@ -1,7 +1,15 @@
-"""PNG pictures of one band on its grid (matplotlib, imported only here, only when drawing)."""
+"""PNG pictures of one band on its grid.
+
+With matplotlib (the ``plot`` extra; imported only here, only when drawing)
+a picture has georeferenced axes, a colour bar and a title. Without it,
+:func:`render` writes a plain greyscale PNG through GDAL's PNG driver
+(rasterio, always installed): the same stretch, nodata transparent, the title
+kept as the PNG's ``Title`` text, no axes.
+"""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +19,7 @@ from pyr.cli._common import crs_text, units_of
 from pyr.errors import InvalidArgument, WriteError
 from pyr.geobox import GeoBox
 
-__all__ = ["check_png_path", "decimated_geobox", "render"]
+__all__ = ["check_png_path", "decimated_geobox", "has_matplotlib", "render"]
 
 
 def check_png_path(out: str | Path) -> Path:
@@ -24,12 +32,21 @@ def check_png_path(out: str | Path) -> Path:
     return path
 
 
+def has_matplotlib() -> bool:
+    """Whether matplotlib can be imported (else :func:`render` writes plain greyscale pictures)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def decimated_geobox(geobox: GeoBox, step: int) -> GeoBox:
     """The grid of every ``step``-th cell of ``geobox`` (cells ``step`` times larger)."""
     from affine import Affine
 
     h, w = geobox.shape
-    return GeoBox((-(-h // step), -(-w // step)), geobox.transform * Affine.scale(step), geobox.crs)
+    return GeoBox((-(-h // step), -(-w // step)), geobox.transform @ Affine.scale(step), geobox.crs)
 
 
 def _axes_scale(geobox: GeoBox) -> tuple[float, str]:
@@ -75,12 +92,10 @@ def render(
     The colour scale stretches the ``stretch`` percentiles of the valid
     values; axes are georeferenced (easting/northing or longitude/latitude,
     with the CRS named) for north-up grids, pixel numbers otherwise.
-    Returns the picture's ``(width, height)`` in pixels.
+    Without matplotlib the picture is plain grey (see the module docstring)
+    and ``cmap`` must be ``"gray"``. Returns the picture's ``(width, height)``
+    in pixels.
     """
-    from matplotlib import colormaps
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     path = check_png_path(out)
     arr = np.asarray(values, dtype="float64")
     valid = arr[np.isfinite(arr)]
@@ -91,6 +106,16 @@ def render(
     else:
         lo, hi = 0.0, 1.0
         title += " (no valid pixels: all nodata)"
+    if not has_matplotlib():
+        if cmap != "gray":
+            raise InvalidArgument(
+                f"cmap={cmap!r}: colour maps need matplotlib (pip install 'pyr[plot]'); without it pictures are gray."
+            )
+        return _render_plain(arr, lo, hi, path, title=title)
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     h, w = arr.shape
     aspect = h / max(w, 1)
     fig = Figure(figsize=(9.0, float(np.clip(7.2 * aspect + 1.2, 3.5, 12.0))), dpi=110)
@@ -127,3 +152,25 @@ def render(
         raise WriteError(f"Cannot write {str(path)!r}: {err}") from err
     width, height = fig.canvas.get_width_height()
     return int(width), int(height)
+
+
+def _render_plain(arr: np.ndarray, lo: float, hi: float, path: Path, *, title: str) -> tuple[int, int]:
+    """``arr`` stretched from ``lo..hi`` to grey 0..255, NaN transparent, as a 2-band (grey, alpha) PNG."""
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    finite = np.isfinite(arr)
+    grey = np.zeros(arr.shape, dtype="uint8")
+    grey[finite] = np.round(np.clip((arr[finite] - lo) / (hi - lo), 0.0, 1.0) * 255).astype("uint8")
+    alpha = np.where(finite, 255, 0).astype("uint8")
+    h, w = arr.shape
+    # No georeferencing and no .aux.xml sidecar: the picture is the one file asked for.
+    with rasterio.Env(GDAL_PAM_ENABLED="NO"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        try:
+            text = title.replace("\n", " - ")  # GDAL's PNG driver writes TITLE as the PNG text "Title"
+            with rasterio.open(path, "w", driver="PNG", width=w, height=h, count=2, dtype="uint8", TITLE=text) as dst:
+                dst.write(np.stack([grey, alpha]))
+        except OSError as err:
+            raise WriteError(f"Cannot write {str(path)!r}: {err}") from err
+    return int(w), int(h)

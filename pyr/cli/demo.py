@@ -37,13 +37,15 @@ workflow on them, printing each step with its time and throughput:
    8. write the cube to a CF Zarr store (write_zarr)
    9. open that store with xarray + rioxarray (when installed) and check CRS,
       transform and times
-  10. PNG quicklooks of the temporal mean, the median and one date
+  10. PNG quicklooks of the temporal mean, the median and one date (with
+      axes and a colour bar when matplotlib is installed, else plain grey)
 
 Throughput is uncompressed megabytes processed per second. A progress bar
-shows every long computation. The default ({DEFAULT_SIZE} x {DEFAULT_SIZE} pixels,
-{DEFAULT_DATES} dates, 2 workers) took 43 s on a busy 2-core machine the first
-time (27 s of it generating the series) and 12-18 s once the series was
-cached; --size 10980 --dates 10 is a full Sentinel-2 tile series (minutes).
+shows every long computation. The first run spends most of its time
+generating the series; later runs reuse it. --size 10980 --dates 10 is a full
+Sentinel-2 tile series (minutes). Only pyr's required packages are needed:
+without xarray step 9 is skipped, and without matplotlib the pictures are
+plain greyscale.
 
 examples:
   pyr demo
@@ -294,7 +296,10 @@ def run(args: argparse.Namespace) -> int:
             for line in lines[:-1]:
                 print(f"      {line}")
 
-        with steps.step("PNG quicklooks (georeferenced, from overviews)") as s:
+        from pyr.cli._plot import has_matplotlib
+
+        kind = "georeferenced" if has_matplotlib() else "plain greyscale: matplotlib is not installed"
+        with steps.step(f"PNG quicklooks ({kind}; from overviews)") as s:
             pictures = []
             span = f"{len(paths)} dates, {paths[0].stem[4:]}..{paths[-1].stem[4:]}"
             looks = [

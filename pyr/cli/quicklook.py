@@ -23,6 +23,8 @@ a colour bar, a title and easting/northing axes in the source's CRS.
 GeoTIFFs are read from the overview closest to ~1000 pixels across (so a
 10980 x 10980 Sentinel-2 band takes a fraction of a second); sources without
 overviews are read chunk by chunk and decimated. Nodata is transparent.
+Without matplotlib (the `plot` extra) the picture is plain greyscale, with
+no axes, colour bar or title.
 
 examples:
   pyr quicklook B04.tif b04.png
@@ -45,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="read overview K (0 is the finest; default: the one closest to ~1000 px across)",
     )
     parser.add_argument("--time", type=int, default=0, metavar="T", help="date index of a cube store (default 0)")
-    parser.add_argument("--cmap", default="gray", help="matplotlib colour map (default gray)")
+    parser.add_argument("--cmap", default="gray", help="matplotlib colour map (default gray; others need matplotlib)")
     add_cloud_arguments(parser)
 
 
@@ -63,6 +65,16 @@ def pick_overview(shape: tuple[int, int], factors: tuple[int, ...], target: int 
         if -(-side // f) >= target:
             best = k
     return best
+
+
+def ordinal(n: int) -> str:
+    """``n`` as an English ordinal.
+
+    >>> [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 23, 101, 111)]
+    ['1st', '2nd', '3rd', '4th', '11th', '12th', '13th', '21st', '22nd', '23rd', '101st', '111th']
+    """
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def band_index(band: str, names: tuple[str, ...], source: str) -> int:
@@ -138,7 +150,7 @@ def draw(
         data = data.compute()
     if step > 1:
         geobox = decimated_geobox(geobox, step)
-        level += f", every {step}th pixel"
+        level += f", every {ordinal(step)} pixel"
     arr = _masked(np.asarray(data), raster.nodata)
     res = abs(geobox.resolution[0]) if geobox.is_axis_aligned else float("nan")
     shape = f"{arr.shape[0]} x {arr.shape[1]} px at {res:.4g} {units_of(geobox.crs)}"
@@ -151,5 +163,11 @@ def run(args: argparse.Namespace) -> int:
     """Draw the picture and say what was read."""
     t0 = time.perf_counter()
     (w, h), (rows, cols), level = draw(args.source, args.out, args)
-    print(f"wrote {args.out} ({w} x {h} px) from {level}, {rows} x {cols} cells, in {time.perf_counter() - t0:.2f} s")
+    from pyr.cli._plot import has_matplotlib
+
+    plain = "" if has_matplotlib() else " (plain greyscale: matplotlib is not installed)"
+    print(
+        f"wrote {args.out} ({w} x {h} px){plain} from {level}, {rows} x {cols} cells,"
+        f" in {time.perf_counter() - t0:.2f} s"
+    )
     return 0
