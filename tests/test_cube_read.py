@@ -20,8 +20,8 @@ from affine import Affine
 
 import pyr
 from pyr import GeoBox, GridMismatch, InvalidArgument, ReadError, read_cube, reduce_time
-from pyr.io import _handles
 from pyr.io.cube import LOGGER_NAME, check_sources
+from pyr.io.gdal import handles as _handles
 from pyr.testing import raise_if_dask_computes
 from tests._tiffs import write_tif
 

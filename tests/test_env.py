@@ -14,8 +14,9 @@ from rasterio._env import get_gdal_config as _get_gdal_config
 
 import pyr
 from pyr import InvalidArgument, cloud_env, configure
-from pyr.io import _handles
-from pyr.io.env import CLOUD_DEFAULTS, GdalEnv, is_secret
+from pyr.io.gdal import context, gate, messages
+from pyr.io.gdal.env import CLOUD_DEFAULTS, GdalEnv, is_secret
+from pyr.io.gdal.sources import SourceSpec
 
 pytest_plugins = ["conftest_cloud"]
 
@@ -143,14 +144,14 @@ def test_non_secrets_are_shown():
 def test_gdal_env_applies_options_and_credentials_then_restores():
     env = cloud_env(cloud_defaults=False, aws={"access_key_id": "AKID", "secret_access_key": SECRET}, PYR_X="1")
     # rasterio.Env refuses AWS credentials as options; gdal_env hands them over as a session
-    with _handles.gdal_env(env):
+    with context.gdal_env(env):
         assert get_gdal_config("PYR_X") == "1"
         assert get_gdal_config("AWS_ACCESS_KEY_ID") == "AKID"
         assert get_gdal_config("AWS_SECRET_ACCESS_KEY") == SECRET
-        assert _handles.sanitize(f"denied: {SECRET}") == "denied: ***"
+        assert messages.sanitize(f"denied: {SECRET}") == "denied: ***"
     assert get_gdal_config("PYR_X") is None
     assert get_gdal_config("AWS_SECRET_ACCESS_KEY") != SECRET
-    assert _handles.sanitize(f"denied: {SECRET}") == f"denied: {SECRET}"  # only inside the env
+    assert messages.sanitize(f"denied: {SECRET}") == f"denied: {SECRET}"  # only inside the env
 
 
 def test_gdal_env_is_per_thread():
@@ -159,7 +160,7 @@ def test_gdal_env_is_per_thread():
     seen: dict[str, str | None] = {}
 
     def run(value: str) -> None:
-        with _handles.gdal_env({"PYR_THREAD_OPTION": value}):
+        with context.gdal_env({"PYR_THREAD_OPTION": value}):
             barrier.wait()
             seen[value] = get_gdal_config("PYR_THREAD_OPTION")
             barrier.wait()
@@ -183,7 +184,7 @@ def test_gdal_env_is_per_thread():
     ],
 )
 def test_sanitize(text, expected):
-    assert _handles.sanitize(text) == expected
+    assert messages.sanitize(text) == expected
 
 
 def test_source_spec_repr_hides_signatures_and_secrets():
@@ -245,11 +246,9 @@ def _wait_until(cond, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _header_spec(path: str, token: str) -> _handles.SourceSpec:
+def _header_spec(path: str, token: str) -> SourceSpec:
     """A source at ``path`` read with the header ``X-T: token`` (an access setting of its own)."""
-    return _handles.SourceSpec(
-        path, path.rsplit("/", 1)[-1], cloud_env(cloud_defaults=False, GDAL_HTTP_HEADERS=f"X-T: {token}")
-    )
+    return SourceSpec(path, path.rsplit("/", 1)[-1], cloud_env(cloud_defaults=False, GDAL_HTTP_HEADERS=f"X-T: {token}"))
 
 
 def test_network_gate_one_access_setting_at_a_time_and_no_starvation(monkeypatch):
@@ -257,34 +256,34 @@ def test_network_gate_one_access_setting_at_a_time_and_no_starvation(monkeypatch
     # again) arriving after B queues behind B instead of joining A. Each
     # change of setting drops GDAL's cache of the path first.
     cleared: list[str] = []
-    monkeypatch.setattr(_handles, "clear_network_cache", lambda part: cleared.append(part) or True)
+    monkeypatch.setattr(gate, "clear_network_cache", lambda part: cleared.append(part) or True)
     path = "/vsicurl/http://127.0.0.1:9/gate-test.tif"
     x, y = _header_spec(path, "x"), _header_spec(path, "y")
     entered: list[str] = []
     inside = {n: threading.Event() for n in "ABC"}
     release = {n: threading.Event() for n in "ABC"}
 
-    def use(name: str, s: _handles.SourceSpec) -> None:
-        with _handles._gated(s):
+    def use(name: str, s: SourceSpec) -> None:
+        with gate.gated(s):
             entered.append(name)
             inside[name].set()
             assert release[name].wait(10)
 
-    gate = _handles._gate_for(path)
+    the_gate = gate._gate_for(path)
     threads = {n: threading.Thread(target=use, args=(n, s)) for n, s in (("A", x), ("B", y), ("C", x))}
     threads["A"].start()
     assert inside["A"].wait(10)
     threads["B"].start()
-    _wait_until(lambda: _handles._access(y.env) in gate.waiting, "B to wait")
+    _wait_until(lambda: gate._access(y.env) in the_gate.waiting, "B to wait")
     threads["C"].start()
-    _wait_until(lambda: _handles._access(x.env) in gate.waiting, "C to queue behind B")
+    _wait_until(lambda: gate._access(x.env) in the_gate.waiting, "C to queue behind B")
     assert entered == ["A"]
     assert cleared == []
     release["A"].set()
     assert inside["B"].wait(10)
     assert entered == ["A", "B"]
     assert cleared == [path]
-    assert _handles._access(x.env) in gate.waiting  # C still waits for B
+    assert gate._access(x.env) in the_gate.waiting  # C still waits for B
     release["B"].set()
     assert inside["C"].wait(10)
     release["C"].set()
@@ -292,20 +291,20 @@ def test_network_gate_one_access_setting_at_a_time_and_no_starvation(monkeypatch
         t.join(10)
     assert entered == ["A", "B", "C"]
     assert cleared == [path, path]
-    assert gate.active == 0
-    assert not gate.waiting
-    assert gate.turn is None
+    assert the_gate.active == 0
+    assert not the_gate.waiting
+    assert the_gate.turn is None
 
 
 def test_network_gate_lets_one_setting_share_and_a_thread_nest(monkeypatch):
     cleared: list[str] = []
-    monkeypatch.setattr(_handles, "clear_network_cache", lambda part: cleared.append(part) or True)
+    monkeypatch.setattr(gate, "clear_network_cache", lambda part: cleared.append(part) or True)
     path = "/vsicurl/http://127.0.0.1:9/shared.tif"
     x, y = _header_spec(path, "x"), _header_spec(path, "y")
     barrier = threading.Barrier(2, timeout=10)
 
     def share() -> None:
-        with _handles._gated(x):
+        with gate.gated(x):
             barrier.wait()  # both inside at once, or this times out
 
     threads = [threading.Thread(target=share) for _ in range(2)]
@@ -318,18 +317,18 @@ def test_network_gate_lets_one_setting_share_and_a_thread_nest(monkeypatch):
 
     # A thread inside, another setting waiting: a nested open of the same
     # path by the thread inside must not queue behind the waiter (deadlock).
-    gate = _handles._gate_for(path)
+    the_gate = gate._gate_for(path)
 
     def wait_for_y() -> None:
-        with _handles._gated(y):
+        with gate.gated(y):
             pass
 
     def nest() -> None:
         waiter = threading.Thread(target=wait_for_y)
-        with _handles._gated(x):
+        with gate.gated(x):
             waiter.start()
-            _wait_until(lambda: _handles._access(y.env) in gate.waiting, "the other setting to wait")
-            with _handles._gated(x):  # returns at once
+            _wait_until(lambda: gate._access(y.env) in the_gate.waiting, "the other setting to wait")
+            with gate.gated(x):  # returns at once
                 done.append("nested")
         waiter.join(10)
         done.append("waiter" if not waiter.is_alive() else "waiter stuck")
@@ -339,10 +338,10 @@ def test_network_gate_lets_one_setting_share_and_a_thread_nest(monkeypatch):
     outer.start()
     outer.join(15)
     assert done == ["nested", "waiter"]
-    assert gate.access == _handles._access(y.env)
-    assert gate.active == 0
+    assert the_gate.access == gate._access(y.env)
+    assert the_gate.active == 0
 
 
 def test_network_gate_passes_local_paths():
-    with _handles._gated(_handles.SourceSpec("/tmp/x.tif", "x.tif", None)):
-        assert "/tmp/x.tif" not in _handles._gates
+    with gate.gated(SourceSpec("/tmp/x.tif", "x.tif", None)):
+        assert "/tmp/x.tif" not in gate._gates

@@ -19,7 +19,8 @@ from affine import Affine
 
 import pyr
 from pyr import GeoBox, InvalidArgument, ReadError
-from pyr.io import _handles, tiff
+from pyr.io import tiff
+from pyr.io.gdal import handles as _handles
 from pyr.testing import assert_raster_equal, raise_if_dask_computes
 
 GB = GeoBox((50, 70), Affine(10.0, 0.0, 300000.0, 0.0, -10.0, 5000000.0), "EPSG:32631")
@@ -173,42 +174,50 @@ def test_graph_is_deterministic(tiled):
     assert pyr.read(tiled, chunks=16, bands=0).data.name != a.data.name
 
 
-def test_handles_are_per_thread(tiled, fresh_handles):
+def test_a_handle_is_one_threads_at_a_time_and_reused_after(tiled, fresh_handles):
     spec = tiff.source_spec(tiled)
-    assert _handles.open_dataset(spec) is _handles.open_dataset(spec)
+    with _handles.dataset(spec) as first:
+        pass
+    with _handles.dataset(spec) as again:
+        assert again is first  # checked in, then reused
+    barrier = threading.Barrier(2, timeout=10)
+
+    def hold(_):
+        with _handles.dataset(spec) as ds:
+            barrier.wait()  # both threads inside at once
+            return id(ds)
+
     with ThreadPoolExecutor(2) as pool:
-        barrier = threading.Barrier(2)
-
-        def grab(_):
-            barrier.wait()  # both threads alive at once: two distinct threads
-            return threading.get_ident(), id(_handles.open_dataset(spec))
-
-        got = list(pool.map(grab, range(2)))
-    (t1, h1), (t2, h2) = got
-    assert t1 != t2
-    assert h1 != h2
-    assert id(_handles.open_dataset(spec)) not in (h1, h2)
+        h1, h2 = pool.map(hold, range(2))
+    assert h1 != h2  # never the same handle in two threads at once
+    assert _handles.open_count() == 2  # both kept, for whichever thread comes next
 
 
-def test_threaded_compute_never_shares_a_handle(tiled, data3, monkeypatch):
-    seen: list[tuple[int, int]] = []
-    real = _handles.open_dataset
+def test_threaded_compute_never_shares_a_handle(tiled, data3, monkeypatch, fresh_handles):
+    inside: dict[int, int] = {}  # handle id -> thread inside
+    shared: list[int] = []
+    real = _handles.dataset
+    lock = threading.Lock()
 
+    @contextmanager
     def recording(spec):
-        ds = real(spec)
-        seen.append((threading.get_ident(), id(ds)))
-        return ds
+        with real(spec) as ds:
+            with lock:
+                if id(ds) in inside:
+                    shared.append(id(ds))
+                inside[id(ds)] = threading.get_ident()
+            try:
+                yield ds
+            finally:
+                with lock:
+                    inside.pop(id(ds), None)
 
-    monkeypatch.setattr(_handles, "open_dataset", recording)
+    monkeypatch.setattr(tiff, "dataset", recording)
     r = pyr.read(tiled, chunks=8)
     with dask.config.set(scheduler="threads", num_workers=3):
         np.testing.assert_array_equal(r.data.compute(), data3)
-    owners: dict[int, set[int]] = {}
-    for thread, handle in seen:
-        owners.setdefault(handle, set()).add(thread)
-    assert all(len(threads) == 1 for threads in owners.values()), owners
-    per_thread = {t: {h for tt, h in seen if tt == t} for t, _ in seen}
-    assert all(len(hs) == 1 for hs in per_thread.values())  # reused, not reopened
+    assert not shared
+    assert _handles.open_count() <= 3  # reused, not reopened per chunk
 
 
 def test_band_descriptions_become_names(tmp_path, tiled):
@@ -304,17 +313,17 @@ def test_window_read_equals_read_then_slice(tiled, data3, chunks):
 
 def test_env_is_applied_around_reads(tiled, data3, monkeypatch):
     seen: list[dict[str, str] | None] = []
-    real = _handles.gdal_env
+    real = _handles.applied
 
     @contextmanager
-    def recording_env(options):
+    def recording_env(path, options):
         seen.append(dict(options) if options else None)
-        with real(options):
+        with real(path, options):
             assert rasterio.env.getenv().get("PYR_TEST_OPTION") == "yes"
             yield
 
     r = pyr.read(tiled, chunks=25, env={"PYR_TEST_OPTION": "yes"})
-    monkeypatch.setattr(_handles, "gdal_env", recording_env)
+    monkeypatch.setattr(_handles, "applied", recording_env)
     np.testing.assert_array_equal(r.data.compute(scheduler="sync"), data3)
     assert len(seen) == 6  # one per chunk
     assert all(s == {"PYR_TEST_OPTION": "yes"} for s in seen)
@@ -352,7 +361,7 @@ def test_gdal_block_cache_is_capped_unless_set(tmp_path):
     write_tif(path, np.ones((1, 8, 8), "uint16"), geobox=gb)
     code = (
         f"import pyr, rasterio.env as e; pyr.read({str(path)!r});"
-        "import ctypes; from pyr.io._handles import _libgdal;"
+        "import ctypes; from pyr.io.gdal.gate import _libgdal;"
         "lib = _libgdal(); f = lib.GDALGetCacheMax64; f.restype = ctypes.c_int64; print(f())"
     )
     env_without = {k: v for k, v in os.environ.items() if k != "GDAL_CACHEMAX"}

@@ -25,8 +25,7 @@ from pyr._curry import curried
 from pyr._imports import ensure
 from pyr.cube import Cube, parse_times
 from pyr.errors import GridMismatch, InvalidArgument, ReadError
-from pyr.io._handles import SourceSpec
-from pyr.io.sources import display_name
+from pyr.io.gdal.sources import SourceSpec, display_name
 from pyr.io.tiff import Header, auto_chunks, read_header, read_window, source_spec, split
 from pyr.ops.reduce import max_cells
 from pyr.types import parse_band_indices, parse_chunks2d
