@@ -15,7 +15,7 @@ from rasterio._env import get_gdal_config as _get_gdal_config
 import pyr
 from pyr import InvalidArgument, cloud_env, configure
 from pyr.io.gdal import context, gate, messages
-from pyr.io.gdal.env import CLOUD_DEFAULTS, GdalEnv, is_secret
+from pyr.io.gdal.env import CLOUD_DEFAULTS, NETWORK_DEFAULTS, GdalEnv, is_secret
 from pyr.io.gdal.sources import SourceSpec
 
 pytest_plugins = ["conftest_cloud"]
@@ -120,6 +120,8 @@ def test_gdal_env_is_immutable_and_a_value():
         "AZURE_STORAGE_CONNECTION_STRING",
         "OSS_SECRET_ACCESS_KEY",
         "SWIFT_KEY",
+        "GDAL_HTTP_KEYPASSWD",
+        "GDAL_HTTP_PROXYUSERPWD",
     ],
 )
 def test_secrets_are_masked_in_repr_str_and_format(key):
@@ -130,6 +132,46 @@ def test_secrets_are_masked_in_repr_str_and_format(key):
         assert "***" in text
         assert "eu-west-1" in text
     assert env.secrets() == (SECRET,)
+
+
+@pytest.mark.parametrize("key", ["GDAL_HTTP_PROXY", "GDAL_HTTPS_PROXY"])
+@pytest.mark.parametrize("scheme", ["", "http://"])
+def test_credentials_inside_a_proxy_setting_are_masked(key, scheme):
+    env = cloud_env(cloud_defaults=False, **{key: f"{scheme}puser:{SECRET}@proxy.example:3128"})
+    for text in (repr(env), str(env)):
+        assert SECRET not in text
+        assert "puser" not in text
+        assert f"{scheme}***@proxy.example:3128" in text  # the proxy itself is shown
+    assert SECRET in env.secrets()
+    assert messages.sanitize(f"proxy refused puser:{SECRET}", env.secrets()) == "proxy refused ***"
+
+
+def test_network_reads_get_the_network_defaults_without_env(fresh_environ):
+    # Without env=, GDAL's own defaults are no retry, no timeout and listing the
+    # URL's directory on open: a stalled server hung a read for good.
+    url = "/vsicurl/http://127.0.0.1:9/a.tif"
+    for key in NETWORK_DEFAULTS:
+        os.environ.pop(key, None)
+        assert get_gdal_config(key) is None, key
+    with context.applied(url, None):
+        assert {k: get_gdal_config(k) for k in NETWORK_DEFAULTS} == dict(NETWORK_DEFAULTS)
+    assert get_gdal_config("GDAL_HTTP_TIMEOUT") is None  # only around the read
+    with context.applied("/vsis3/bucket/a.tif", cloud_env(cloud_defaults=False, aws={"region": "eu-west-1"})):
+        assert get_gdal_config("GDAL_HTTP_MAX_RETRY") == NETWORK_DEFAULTS["GDAL_HTTP_MAX_RETRY"]
+    with context.applied("/data/a.tif", None):  # local files: nothing
+        assert get_gdal_config("GDAL_HTTP_TIMEOUT") is None
+
+
+def test_the_users_network_options_win_over_the_defaults(fresh_environ):
+    url = "/vsicurl/http://127.0.0.1:9/a.tif"
+    with context.applied(url, {"GDAL_HTTP_TIMEOUT": "7"}):
+        assert get_gdal_config("GDAL_HTTP_TIMEOUT") == "7"
+        assert get_gdal_config("GDAL_HTTP_MAX_RETRY") == NETWORK_DEFAULTS["GDAL_HTTP_MAX_RETRY"]
+    os.environ["GDAL_HTTP_MAX_RETRY"] = "1"  # os.environ, as configure() or the shell would set it
+    with context.applied(url, None):
+        assert get_gdal_config("GDAL_HTTP_MAX_RETRY") == "1"
+    with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="FALSE"), context.applied(url, None):
+        assert get_gdal_config("GDAL_DISABLE_READDIR_ON_OPEN") == "FALSE"
 
 
 def test_non_secrets_are_shown():

@@ -422,3 +422,18 @@ def test_quiet_keeps_a_users_own_identical_filter():
         with quiet(UserWarning, "pyr test"):
             warnings.warn("pyr test: silenced", UserWarning, stacklevel=1)
         assert list(warnings.filters) == filters
+
+
+def test_an_eager_read_too_big_for_memory_names_the_file(tmp_path):
+    # A header claiming 10^9 x 10^9 float64 cells (8 EB): nothing is allocated,
+    # and the error says which file and how to read it instead of numpy's bare
+    # "Unable to allocate ...".
+    vrt = tmp_path / "huge.vrt"
+    vrt.write_text(
+        '<VRTDataset rasterXSize="1000000000" rasterYSize="1000000000">'
+        '<VRTRasterBand dataType="Float64" band="1"/></VRTDataset>'
+    )
+    lazy = pyr.read(vrt, chunks=(1024, 1024))
+    assert lazy.shape == (1, 10**9, 10**9)
+    with pytest.raises(MemoryError, match=r"huge\.vrt.*chunks='auto'"):
+        pyr.read(vrt)

@@ -135,7 +135,7 @@ def _allocate(spec: SourceSpec, shape: tuple[int, int, int], dtype: str) -> np.n
     """The array a window is read into; a ``MemoryError`` naming the source when it cannot be allocated."""
     try:
         return np.empty(shape, dtype=dtype)
-    except MemoryError:  # numpy's _ArrayMemoryError too
+    except (MemoryError, ValueError):  # numpy's _ArrayMemoryError, or "array is too big" past the address space
         size = np.dtype(dtype).itemsize * int(np.prod(shape, dtype=np.float64))
         raise MemoryError(
             f"Cannot hold {spec.name!r} in memory: {shape[0]} band(s) x {shape[1]} x {shape[2]} {dtype} is "
