@@ -3,7 +3,7 @@
 The first source's :class:`~pyr.io.tiff.Header` stands for all of them. The
 cube's graph holds one task per (date, spatial chunk)
 ``(read_date_chunk, spec, expect, indexes, window, fill)``: picklable specs,
-no handle. Each task opens (or reuses, per process and thread) its own file,
+no handle. Each task opens (or reuses, from its process's handle cache) its own file,
 checks it against ``expect`` from the handle it opens anyway (raising
 :class:`~pyr.errors.GridMismatch` naming the file and what differs), and
 reads its window. With ``on_error="nodata"`` an unreadable source gives
@@ -144,7 +144,8 @@ def read_cube(
         must have a nodata value unless it is float, whose missing dates
         become NaN and whose cube nodata is then NaN; integer sources without
         nodata are refused). A source whose grid differs still raises
-        ``GridMismatch``.
+        ``GridMismatch``, and a process that runs out of file descriptors
+        raises ``OSError`` (``EMFILE``): the source is not at fault.
 
     Notes
     -----

@@ -144,9 +144,9 @@ def _allocate(spec: SourceSpec, shape: tuple[int, int, int], dtype: str) -> np.n
 
 
 #: Target size of ``chunks="auto"`` in the source dtype: 1024 x 1024 for uint16
-#: or float32 Sentinel-2 tiles. Measured (docs/benchmarks.md): dask's 128 MiB
-#: default gives 8192 x 8192 chunks, 2-3x slower on 2 cores (too few tasks to
-#: overlap decode, compute and encode) and 2-3x the memory.
+#: or float32 Sentinel-2 tiles. dask's 128 MiB default gives 8192 x 8192
+#: chunks: too few tasks to overlap decode, compute and encode, and more
+#: memory (docs/benchmarks.md has the figures).
 AUTO_CHUNK_BYTES = "4MiB"
 
 

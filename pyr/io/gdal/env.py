@@ -64,7 +64,7 @@ CLOUD_DEFAULTS: Mapping[str, str] = {
     "GDAL_INGESTED_BYTES_AT_OPEN": "65536",
     # /vsicurl/'s own per-process cache of headers and recent ranges (read
     # once, at the first remote access of the process); no second per-handle
-    # cache on top of it (pyr keeps a handle per thread and source, and each
+    # cache on top of it (pyr keeps its handles open between chunks, and each
     # chunk is read once).
     "CPL_VSIL_CURL_CACHE_SIZE": "134217728",
     "VSI_CACHE": "FALSE",
