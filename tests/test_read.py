@@ -437,3 +437,54 @@ def test_an_eager_read_too_big_for_memory_names_the_file(tmp_path):
     assert lazy.shape == (1, 10**9, 10**9)
     with pytest.raises(MemoryError, match=r"huge\.vrt.*chunks='auto'"):
         pyr.read(vrt)
+
+
+@pytest.fixture
+def small_pool(monkeypatch):
+    """A fresh handle cache of this process capped at 3 handles."""
+    monkeypatch.setenv("PYR_MAX_OPEN_DATASETS", "3")
+    monkeypatch.setattr(_handles, "_pool", _handles._Pool())
+    yield
+    _handles.close_all()
+
+
+def test_the_handle_cache_is_capped_and_closes_what_it_evicts(tmp_path, data3, small_pool):
+    paths = [write_tif(tmp_path / f"f{i}.tif", data3 + i) for i in range(8)]
+    opened = []
+    for i, path in enumerate(paths):
+        with _handles.dataset(tiff.source_spec(path)) as ds:
+            opened.append(ds)
+        assert _handles.open_count() == min(i + 1, 3)
+    assert [ds.closed for ds in opened] == [True] * 5 + [False] * 3  # least recently used closed first
+    r = pyr.read(paths[0], chunks=8)
+    with dask.config.set(scheduler="threads", num_workers=6):
+        np.testing.assert_array_equal(r.data.compute(), data3)  # 6 threads share 3 handles
+    assert _handles.open_count() <= 3
+    os.environ["PYR_MAX_OPEN_DATASETS"] = "many"  # restored by monkeypatch
+    with pytest.raises(InvalidArgument, match="PYR_MAX_OPEN_DATASETS"):
+        _handles.handle_limit()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_never_uses_its_parents_handles(tiled, data3, fresh_handles):
+    spec = tiff.source_spec(tiled)
+    with _handles.dataset(spec) as parents:
+        pass
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a fresh cache, its own handle
+        ok = False
+        try:
+            fresh = _handles.open_count() == 0
+            with _handles.dataset(spec) as ds:
+                ok = fresh and ds is not parents and bool((ds.read() == data3).all())
+        finally:
+            os.write(write_end, b"1" if ok else b"0")
+            os._exit(0)
+    os.close(write_end)
+    answer = os.read(read_end, 1)
+    os.waitpid(pid, 0)
+    os.close(read_end)
+    assert answer == b"1"
+    with _handles.dataset(spec) as again:
+        assert again is parents  # the parent's cache is untouched
