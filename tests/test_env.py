@@ -146,13 +146,28 @@ def test_credentials_inside_a_proxy_setting_are_masked(key, scheme):
     assert messages.sanitize(f"proxy refused puser:{SECRET}", env.secrets()) == "proxy refused ***"
 
 
-def test_network_reads_get_the_network_defaults_without_env(fresh_environ):
+@pytest.fixture
+def no_network_options(fresh_environ):
+    """None of NETWORK_DEFAULTS' options set anywhere GDAL looks (restored afterwards)."""
+    from rasterio._env import del_gdal_config, set_gdal_config
+
+    before = {k: get_gdal_config(k) for k in NETWORK_DEFAULTS}
+    for key in NETWORK_DEFAULTS:
+        os.environ.pop(key, None)
+        del_gdal_config(key)
+    yield
+    for key, value in before.items():
+        if value is None:
+            del_gdal_config(key)
+        else:
+            set_gdal_config(key, value, normalize=False)
+
+
+def test_network_reads_get_the_network_defaults_without_env(no_network_options):
     # Without env=, GDAL's own defaults are no retry, no timeout and listing the
     # URL's directory on open: a stalled server hung a read for good.
     url = "/vsicurl/http://127.0.0.1:9/a.tif"
-    for key in NETWORK_DEFAULTS:
-        os.environ.pop(key, None)
-        assert get_gdal_config(key) is None, key
+    assert all(get_gdal_config(k) is None for k in NETWORK_DEFAULTS)
     with context.applied(url, None):
         assert {k: get_gdal_config(k) for k in NETWORK_DEFAULTS} == dict(NETWORK_DEFAULTS)
     assert get_gdal_config("GDAL_HTTP_TIMEOUT") is None  # only around the read
@@ -162,7 +177,7 @@ def test_network_reads_get_the_network_defaults_without_env(fresh_environ):
         assert get_gdal_config("GDAL_HTTP_TIMEOUT") is None
 
 
-def test_the_users_network_options_win_over_the_defaults(fresh_environ):
+def test_the_users_network_options_win_over_the_defaults(no_network_options):
     url = "/vsicurl/http://127.0.0.1:9/a.tif"
     with context.applied(url, {"GDAL_HTTP_TIMEOUT": "7"}):
         assert get_gdal_config("GDAL_HTTP_TIMEOUT") == "7"
