@@ -551,6 +551,28 @@ def restored_environ() -> Iterator[None]:
 
 
 @contextmanager
+def no_network_options() -> Iterator[None]:
+    """None of pyr's network-default options set anywhere GDAL looks, for the block (restored after)."""
+    from rasterio._env import del_gdal_config, get_gdal_config, set_gdal_config
+
+    from pyr.io.gdal.env import NETWORK_DEFAULTS
+
+    with restored_environ():
+        before = {k: get_gdal_config(k, normalize=False) for k in NETWORK_DEFAULTS}
+        for key in NETWORK_DEFAULTS:
+            os.environ.pop(key, None)
+            del_gdal_config(key)
+        try:
+            yield
+        finally:
+            for key, value in before.items():
+                if value is None:
+                    del_gdal_config(key)
+                else:
+                    set_gdal_config(key, value, normalize=False)
+
+
+@contextmanager
 def offline_aws() -> Iterator[None]:
     """Dummy AWS settings in ``os.environ`` and GDAL's process-wide config; restored on exit.
 

@@ -9,6 +9,7 @@ import threading
 import dask
 import pytest
 import rasterio
+import servers
 from dask.base import tokenize
 from rasterio._env import get_gdal_config as _get_gdal_config
 
@@ -147,20 +148,10 @@ def test_credentials_inside_a_proxy_setting_are_masked(key, scheme):
 
 
 @pytest.fixture
-def no_network_options(fresh_environ):
+def no_network_options():
     """None of NETWORK_DEFAULTS' options set anywhere GDAL looks (restored afterwards)."""
-    from rasterio._env import del_gdal_config, set_gdal_config
-
-    before = {k: get_gdal_config(k) for k in NETWORK_DEFAULTS}
-    for key in NETWORK_DEFAULTS:
-        os.environ.pop(key, None)
-        del_gdal_config(key)
-    yield
-    for key, value in before.items():
-        if value is None:
-            del_gdal_config(key)
-        else:
-            set_gdal_config(key, value, normalize=False)
+    with servers.no_network_options():
+        yield
 
 
 def test_network_reads_get_the_network_defaults_without_env(no_network_options):

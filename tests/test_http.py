@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from servers import FAST, SECRET, cog_array, parse_range_header, serve, tile_ranges, write_cog
+from servers import FAST, SECRET, cog_array, no_network_options, parse_range_header, serve, tile_ranges, write_cog
 
 import pyr
 from pyr import ReadError, cloud_env
@@ -437,3 +437,28 @@ def test_credentials_in_a_url_never_show(http_server, cog, caplog, capsys):
     assert "reader:" not in shown.out + shown.err
     assert SECRET not in shown.out + shown.err
     assert "http://***@127.0.0.1" in shown.out
+
+
+def test_every_network_open_and_read_runs_under_the_network_defaults(http_server, cog, monkeypatch):
+    # what test_env shows for the options, checked where GDAL opens and reads
+    import rasterio
+    from rasterio.env import get_gdal_config
+
+    from pyr.io.gdal import handles
+
+    path, data = cog
+    _, url = serve(http_server, path)
+    seen: list[dict[str, str | None]] = []
+    real_open = rasterio.open
+
+    def recording_open(*args, **kwargs):
+        seen.append({k: get_gdal_config(k, normalize=False) for k in NETWORK_DEFAULTS})
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(handles.rasterio, "open", recording_open)
+    handles.close_all()
+    with no_network_options():
+        r = pyr.read(url, chunks=(256, 1024))
+        np.testing.assert_array_equal(r.data.compute(scheduler="threads")[0], data)
+    assert seen
+    assert all(s == dict(NETWORK_DEFAULTS) for s in seen), seen
