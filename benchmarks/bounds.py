@@ -41,12 +41,12 @@ def _handle(path: str) -> Any:
     """This thread's rasterio dataset for ``path`` (opened once per thread).
 
     GDAL's block cache is capped first, once per process, as pyr caps it
-    (``pyr.io._handles``): every block is read once, so GDAL's default (5 % of
+    (``pyr.io.gdal.context``): every block is read once, so GDAL's default (5 % of
     RAM per process) only held memory, 1.5 GB of the ten-date bounds' peak.
     """
     import rasterio
 
-    from pyr.io._handles import _cap_block_cache
+    from pyr.io.gdal.context import _cap_block_cache
 
     _cap_block_cache(None)
     cache = getattr(_local, "ds", None)

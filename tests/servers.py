@@ -6,7 +6,8 @@ support: single ranges (206 + ``Content-Range``), multi-range requests
 ``bytes=a-b,c-d`` (206 ``multipart/byteranges``), suffix and open ranges,
 416 when unsatisfiable, and ``HEAD``. It counts requests and bytes per path,
 logs every request (method, path, Range header), and fails on demand: a
-status code always or for the first K requests (404, 503, ...), or a
+status code always or for the first K requests (404, 503, ...), a
+connection reset (RST, no answer) always or for the first K requests, or a
 connection that stalls (before the headers or in the middle of the body).
 
 Because it ignores authentication headers it also answers path-style S3
@@ -28,6 +29,8 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import struct
 import threading
 import time
 import uuid
@@ -94,10 +97,12 @@ class Fault:
     file, for the first ``times`` requests (every request when ``None``).
     ``stall``: seconds to hold the connection without finishing it;
     ``after_bytes``: how many body bytes to send first (``None``: stall
-    before sending any header).
+    before sending any header). ``reset``: close the connection with a TCP
+    reset instead of answering.
     """
 
     status: int | None = None
+    reset: bool = False
     times: int | None = None
     stall: float = 0.0
     after_bytes: int | None = None
@@ -189,6 +194,11 @@ class RangeServer:
         """Answer requests to ``name`` with ``status`` (the first ``times`` ones only, if given)."""
         with self._lock:
             self._faults["/" + name.lstrip("/")] = Fault(status=status, times=times)
+
+    def drop(self, name: str, *, times: int | None = None) -> None:
+        """Reset the connection (TCP RST, no answer) of requests to ``name`` (the first ``times`` ones only)."""
+        with self._lock:
+            self._faults["/" + name.lstrip("/")] = Fault(reset=True, times=times)
 
     def stall(self, name: str, seconds: float, *, after_bytes: int | None = None) -> None:
         """Hold requests to ``name`` open for ``seconds`` (after ``after_bytes`` body bytes, if given)."""
@@ -306,6 +316,12 @@ def _handler_for(srv: RangeServer) -> type[BaseHTTPRequestHandler]:
             path = unquote(urlsplit(self.path).path)
             rng = self.headers.get("Range")
             fault = srv._record(self.command, path, rng)
+            if fault is not None and fault.reset:
+                # SO_LINGER 0: close() sends a RST at once ("Connection reset by peer")
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+                self.close_connection = True
+                return
             if fault is not None and fault.stall and fault.after_bytes is None:
                 srv._released.wait(fault.stall)
                 self.close_connection = True
@@ -532,6 +548,28 @@ def restored_environ() -> Iterator[None]:
                 set_gdal_config(key, before[key], normalize=False)
             else:
                 del_gdal_config(key)
+
+
+@contextmanager
+def no_network_options() -> Iterator[None]:
+    """None of pyr's network-default options set anywhere GDAL looks, for the block (restored after)."""
+    from rasterio._env import del_gdal_config, get_gdal_config, set_gdal_config
+
+    from pyr.io.gdal.env import NETWORK_DEFAULTS
+
+    with restored_environ():
+        before = {k: get_gdal_config(k, normalize=False) for k in NETWORK_DEFAULTS}
+        for key in NETWORK_DEFAULTS:
+            os.environ.pop(key, None)
+            del_gdal_config(key)
+        try:
+            yield
+        finally:
+            for key, value in before.items():
+                if value is None:
+                    del_gdal_config(key)
+                else:
+                    set_gdal_config(key, value, normalize=False)
 
 
 @contextmanager

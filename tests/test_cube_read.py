@@ -5,10 +5,14 @@ Expected values come from plain rasterio reads of the files and numpy.
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
 import pickle
 import re
 import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -20,8 +24,8 @@ from affine import Affine
 
 import pyr
 from pyr import GeoBox, GridMismatch, InvalidArgument, ReadError, read_cube, reduce_time
-from pyr.io import _handles
 from pyr.io.cube import LOGGER_NAME, check_sources
+from pyr.io.gdal import handles as _handles
 from pyr.testing import raise_if_dask_computes
 from tests._tiffs import write_tif
 
@@ -255,3 +259,105 @@ def test_curried(series):
     cube = read_cube(times=date_of)(series[:2])
     assert cube.ntimes == 2
     assert pyr.read_cube is read_cube or pyr.read_cube.func is read_cube.func
+
+
+# --- open files: bounded per process, and running out is an error, never nodata -------------
+
+_ROOT = Path(__file__).resolve().parents[1]
+
+_MANY_FILES_CHILD = """
+import json, resource, sys, threading
+import dask, numpy as np, pyr
+from pyr.io.gdal import handles
+
+paths = json.load(open(sys.argv[1]))
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[2]), hard))
+result = {}
+for on_error in ("raise", "nodata"):
+    cube = pyr.read_cube(paths, chunks=16, on_error=on_error)
+    with dask.config.set(scheduler="threads", num_workers=int(sys.argv[3])):
+        data = cube.data.compute()
+    result[on_error] = [int(v) for v in data.min(axis=(1, 2, 3))]
+result["handles"] = handles.open_count()
+result["limit"] = handles.handle_limit()
+open("/dev/null").close()  # the process can still open a file afterwards
+print(json.dumps(result))
+"""
+
+
+def _child(code: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh Python with this checkout's pyr."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout, cwd=_ROOT
+    )
+
+
+def _small_dates(folder: Path, n: int) -> list[str]:
+    gb = GeoBox((32, 32), GRID.transform, GRID.crs)
+    return [
+        str(write_tif(folder / f"d{t:03d}.tif", np.full((1, 32, 32), t + 1, "int16"), geobox=gb, nodata=0))
+        for t in range(n)
+    ]
+
+
+def test_many_files_many_threads_stay_under_the_open_file_limit(tmp_path):
+    # The issue's scenario scaled down: 32 threads, 1024 files, 1024 open files
+    # allowed -> 240 files, 16 threads, 160 allowed. Each thread used to keep
+    # up to 64 datasets (16 x 64 > 160): healthy files failed with "Too many
+    # open files", and on_error="nodata" silently turned them into nodata.
+    paths = _small_dates(tmp_path, 240)
+    listing = tmp_path / "paths.json"
+    listing.write_text(json.dumps(paths))
+    out = _child(_MANY_FILES_CHILD, str(listing), "160", "16")
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.splitlines()[-1])
+    expected = list(range(1, 241))
+    assert result["raise"] == expected
+    assert result["nodata"] == expected  # no date became nodata
+    assert result["limit"] == 40  # a quarter of the open-file limit
+    assert 0 < result["handles"] <= 40
+
+
+_STARVED_CHILD = """
+import errno, json, resource, sys
+import dask, numpy as np, pyr
+from pyr.io.gdal import handles
+
+paths = json.load(open(sys.argv[1]))
+cube = pyr.read_cube(paths, chunks=16, on_error="nodata")
+np.zeros(1).sum(); dask.compute(dask.delayed(int)(1), scheduler="sync")  # imports done before starving
+handles.close_all()  # pyr holds no descriptor it could give back
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+hog = []
+try:
+    while True:
+        hog.append(open("/dev/null"))
+except OSError as err:
+    assert err.errno == errno.EMFILE
+try:
+    data = cube.data.compute(scheduler="sync")
+except OSError as err:
+    for f in hog:
+        f.close()
+    print(json.dumps({"error": type(err).__name__, "errno": err.errno, "message": str(err)}))
+else:
+    for f in hog:
+        f.close()
+    print(json.dumps({"error": None, "minima": [int(v) for v in data.min(axis=(1, 2, 3))]}))
+"""
+
+
+def test_running_out_of_file_descriptors_is_an_error_not_nodata(tmp_path):
+    # on_error="nodata" covers an unreadable source, not a starved process: the
+    # files are fine, the process has no descriptor left to open them with.
+    paths = _small_dates(tmp_path, 6)
+    listing = tmp_path / "paths.json"
+    listing.write_text(json.dumps(paths))
+    out = _child(_STARVED_CHILD, str(listing))
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.splitlines()[-1])
+    assert result["error"] == "OSError", result
+    assert result["errno"] == errno.EMFILE
+    assert "Too many open files" in result["message"]
+    assert "d00" in result["message"]  # names the file it was reading

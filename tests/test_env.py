@@ -9,13 +9,15 @@ import threading
 import dask
 import pytest
 import rasterio
+import servers
 from dask.base import tokenize
 from rasterio._env import get_gdal_config as _get_gdal_config
 
 import pyr
 from pyr import InvalidArgument, cloud_env, configure
-from pyr.io import _handles
-from pyr.io.env import CLOUD_DEFAULTS, GdalEnv, is_secret
+from pyr.io.gdal import context, gate, messages
+from pyr.io.gdal.env import CLOUD_DEFAULTS, NETWORK_DEFAULTS, GdalEnv, is_secret
+from pyr.io.gdal.sources import SourceSpec
 
 pytest_plugins = ["conftest_cloud"]
 
@@ -119,6 +121,8 @@ def test_gdal_env_is_immutable_and_a_value():
         "AZURE_STORAGE_CONNECTION_STRING",
         "OSS_SECRET_ACCESS_KEY",
         "SWIFT_KEY",
+        "GDAL_HTTP_KEYPASSWD",
+        "GDAL_HTTP_PROXYUSERPWD",
     ],
 )
 def test_secrets_are_masked_in_repr_str_and_format(key):
@@ -129,6 +133,51 @@ def test_secrets_are_masked_in_repr_str_and_format(key):
         assert "***" in text
         assert "eu-west-1" in text
     assert env.secrets() == (SECRET,)
+
+
+@pytest.mark.parametrize("key", ["GDAL_HTTP_PROXY", "GDAL_HTTPS_PROXY"])
+@pytest.mark.parametrize("scheme", ["", "http://"])
+def test_credentials_inside_a_proxy_setting_are_masked(key, scheme):
+    env = cloud_env(cloud_defaults=False, **{key: f"{scheme}puser:{SECRET}@proxy.example:3128"})
+    for text in (repr(env), str(env)):
+        assert SECRET not in text
+        assert "puser" not in text
+        assert f"{scheme}***@proxy.example:3128" in text  # the proxy itself is shown
+    assert SECRET in env.secrets()
+    assert messages.sanitize(f"proxy refused puser:{SECRET}", env.secrets()) == "proxy refused ***"
+
+
+@pytest.fixture
+def no_network_options():
+    """None of NETWORK_DEFAULTS' options set anywhere GDAL looks (restored afterwards)."""
+    with servers.no_network_options():
+        yield
+
+
+def test_network_reads_get_the_network_defaults_without_env(no_network_options):
+    # Without env=, GDAL's own defaults are no retry, no timeout and listing the
+    # URL's directory on open: a stalled server hung a read for good.
+    url = "/vsicurl/http://127.0.0.1:9/a.tif"
+    assert all(get_gdal_config(k) is None for k in NETWORK_DEFAULTS)
+    with context.applied(url, None):
+        assert {k: get_gdal_config(k) for k in NETWORK_DEFAULTS} == dict(NETWORK_DEFAULTS)
+    assert get_gdal_config("GDAL_HTTP_TIMEOUT") is None  # only around the read
+    with context.applied("/vsis3/bucket/a.tif", cloud_env(cloud_defaults=False, aws={"region": "eu-west-1"})):
+        assert get_gdal_config("GDAL_HTTP_MAX_RETRY") == NETWORK_DEFAULTS["GDAL_HTTP_MAX_RETRY"]
+    with context.applied("/data/a.tif", None):  # local files: nothing
+        assert get_gdal_config("GDAL_HTTP_TIMEOUT") is None
+
+
+def test_the_users_network_options_win_over_the_defaults(no_network_options):
+    url = "/vsicurl/http://127.0.0.1:9/a.tif"
+    with context.applied(url, {"GDAL_HTTP_TIMEOUT": "7"}):
+        assert get_gdal_config("GDAL_HTTP_TIMEOUT") == "7"
+        assert get_gdal_config("GDAL_HTTP_MAX_RETRY") == NETWORK_DEFAULTS["GDAL_HTTP_MAX_RETRY"]
+    os.environ["GDAL_HTTP_MAX_RETRY"] = "1"  # os.environ, as configure() or the shell would set it
+    with context.applied(url, None):
+        assert get_gdal_config("GDAL_HTTP_MAX_RETRY") == "1"
+    with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="FALSE"), context.applied(url, None):
+        assert get_gdal_config("GDAL_DISABLE_READDIR_ON_OPEN") == "FALSE"
 
 
 def test_non_secrets_are_shown():
@@ -143,14 +192,14 @@ def test_non_secrets_are_shown():
 def test_gdal_env_applies_options_and_credentials_then_restores():
     env = cloud_env(cloud_defaults=False, aws={"access_key_id": "AKID", "secret_access_key": SECRET}, PYR_X="1")
     # rasterio.Env refuses AWS credentials as options; gdal_env hands them over as a session
-    with _handles.gdal_env(env):
+    with context.gdal_env(env):
         assert get_gdal_config("PYR_X") == "1"
         assert get_gdal_config("AWS_ACCESS_KEY_ID") == "AKID"
         assert get_gdal_config("AWS_SECRET_ACCESS_KEY") == SECRET
-        assert _handles.sanitize(f"denied: {SECRET}") == "denied: ***"
+        assert messages.sanitize(f"denied: {SECRET}") == "denied: ***"
     assert get_gdal_config("PYR_X") is None
     assert get_gdal_config("AWS_SECRET_ACCESS_KEY") != SECRET
-    assert _handles.sanitize(f"denied: {SECRET}") == f"denied: {SECRET}"  # only inside the env
+    assert messages.sanitize(f"denied: {SECRET}") == f"denied: {SECRET}"  # only inside the env
 
 
 def test_gdal_env_is_per_thread():
@@ -159,7 +208,7 @@ def test_gdal_env_is_per_thread():
     seen: dict[str, str | None] = {}
 
     def run(value: str) -> None:
-        with _handles.gdal_env({"PYR_THREAD_OPTION": value}):
+        with context.gdal_env({"PYR_THREAD_OPTION": value}):
             barrier.wait()
             seen[value] = get_gdal_config("PYR_THREAD_OPTION")
             barrier.wait()
@@ -183,7 +232,7 @@ def test_gdal_env_is_per_thread():
     ],
 )
 def test_sanitize(text, expected):
-    assert _handles.sanitize(text) == expected
+    assert messages.sanitize(text) == expected
 
 
 def test_source_spec_repr_hides_signatures_and_secrets():
@@ -245,11 +294,9 @@ def _wait_until(cond, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _header_spec(path: str, token: str) -> _handles.SourceSpec:
+def _header_spec(path: str, token: str) -> SourceSpec:
     """A source at ``path`` read with the header ``X-T: token`` (an access setting of its own)."""
-    return _handles.SourceSpec(
-        path, path.rsplit("/", 1)[-1], cloud_env(cloud_defaults=False, GDAL_HTTP_HEADERS=f"X-T: {token}")
-    )
+    return SourceSpec(path, path.rsplit("/", 1)[-1], cloud_env(cloud_defaults=False, GDAL_HTTP_HEADERS=f"X-T: {token}"))
 
 
 def test_network_gate_one_access_setting_at_a_time_and_no_starvation(monkeypatch):
@@ -257,34 +304,34 @@ def test_network_gate_one_access_setting_at_a_time_and_no_starvation(monkeypatch
     # again) arriving after B queues behind B instead of joining A. Each
     # change of setting drops GDAL's cache of the path first.
     cleared: list[str] = []
-    monkeypatch.setattr(_handles, "clear_network_cache", lambda part: cleared.append(part) or True)
+    monkeypatch.setattr(gate, "clear_network_cache", lambda part: cleared.append(part) or True)
     path = "/vsicurl/http://127.0.0.1:9/gate-test.tif"
     x, y = _header_spec(path, "x"), _header_spec(path, "y")
     entered: list[str] = []
     inside = {n: threading.Event() for n in "ABC"}
     release = {n: threading.Event() for n in "ABC"}
 
-    def use(name: str, s: _handles.SourceSpec) -> None:
-        with _handles._gated(s):
+    def use(name: str, s: SourceSpec) -> None:
+        with gate.gated(s):
             entered.append(name)
             inside[name].set()
             assert release[name].wait(10)
 
-    gate = _handles._gate_for(path)
+    the_gate = gate._gate_for(path)
     threads = {n: threading.Thread(target=use, args=(n, s)) for n, s in (("A", x), ("B", y), ("C", x))}
     threads["A"].start()
     assert inside["A"].wait(10)
     threads["B"].start()
-    _wait_until(lambda: _handles._access(y.env) in gate.waiting, "B to wait")
+    _wait_until(lambda: gate._access(y.env) in the_gate.waiting, "B to wait")
     threads["C"].start()
-    _wait_until(lambda: _handles._access(x.env) in gate.waiting, "C to queue behind B")
+    _wait_until(lambda: gate._access(x.env) in the_gate.waiting, "C to queue behind B")
     assert entered == ["A"]
     assert cleared == []
     release["A"].set()
     assert inside["B"].wait(10)
     assert entered == ["A", "B"]
     assert cleared == [path]
-    assert _handles._access(x.env) in gate.waiting  # C still waits for B
+    assert gate._access(x.env) in the_gate.waiting  # C still waits for B
     release["B"].set()
     assert inside["C"].wait(10)
     release["C"].set()
@@ -292,20 +339,20 @@ def test_network_gate_one_access_setting_at_a_time_and_no_starvation(monkeypatch
         t.join(10)
     assert entered == ["A", "B", "C"]
     assert cleared == [path, path]
-    assert gate.active == 0
-    assert not gate.waiting
-    assert gate.turn is None
+    assert the_gate.active == 0
+    assert not the_gate.waiting
+    assert the_gate.turn is None
 
 
 def test_network_gate_lets_one_setting_share_and_a_thread_nest(monkeypatch):
     cleared: list[str] = []
-    monkeypatch.setattr(_handles, "clear_network_cache", lambda part: cleared.append(part) or True)
+    monkeypatch.setattr(gate, "clear_network_cache", lambda part: cleared.append(part) or True)
     path = "/vsicurl/http://127.0.0.1:9/shared.tif"
     x, y = _header_spec(path, "x"), _header_spec(path, "y")
     barrier = threading.Barrier(2, timeout=10)
 
     def share() -> None:
-        with _handles._gated(x):
+        with gate.gated(x):
             barrier.wait()  # both inside at once, or this times out
 
     threads = [threading.Thread(target=share) for _ in range(2)]
@@ -318,18 +365,18 @@ def test_network_gate_lets_one_setting_share_and_a_thread_nest(monkeypatch):
 
     # A thread inside, another setting waiting: a nested open of the same
     # path by the thread inside must not queue behind the waiter (deadlock).
-    gate = _handles._gate_for(path)
+    the_gate = gate._gate_for(path)
 
     def wait_for_y() -> None:
-        with _handles._gated(y):
+        with gate.gated(y):
             pass
 
     def nest() -> None:
         waiter = threading.Thread(target=wait_for_y)
-        with _handles._gated(x):
+        with gate.gated(x):
             waiter.start()
-            _wait_until(lambda: _handles._access(y.env) in gate.waiting, "the other setting to wait")
-            with _handles._gated(x):  # returns at once
+            _wait_until(lambda: gate._access(y.env) in the_gate.waiting, "the other setting to wait")
+            with gate.gated(x):  # returns at once
                 done.append("nested")
         waiter.join(10)
         done.append("waiter" if not waiter.is_alive() else "waiter stuck")
@@ -339,10 +386,10 @@ def test_network_gate_lets_one_setting_share_and_a_thread_nest(monkeypatch):
     outer.start()
     outer.join(15)
     assert done == ["nested", "waiter"]
-    assert gate.access == _handles._access(y.env)
-    assert gate.active == 0
+    assert the_gate.access == gate._access(y.env)
+    assert the_gate.active == 0
 
 
 def test_network_gate_passes_local_paths():
-    with _handles._gated(_handles.SourceSpec("/tmp/x.tif", "x.tif", None)):
-        assert "/tmp/x.tif" not in _handles._gates
+    with gate.gated(SourceSpec("/tmp/x.tif", "x.tif", None)):
+        assert "/tmp/x.tif" not in gate._gates

@@ -15,7 +15,7 @@ from affine import Affine
 
 import pyr
 from pyr import GeoBox, GridMismatch, IncompleteStore, InvalidArgument, PyrError, Raster, ReadError, StoreExists
-from pyr.io import _handles
+from pyr.io.gdal import handles as _handles
 
 GB = GeoBox((8, 8), Affine(10, 0, 0, 0, -10, 80), "EPSG:32631")
 
@@ -94,7 +94,7 @@ def test_failed_read_drops_the_cached_handle(truncated_cog):
     with pytest.raises(ReadError):
         lazy.data.compute(scheduler="sync")
     spec = pyr.io.tiff.source_spec(truncated_cog)
-    assert spec.key() not in _handles._cache()
+    assert spec.key() not in _handles._pool.idle
     _handles.close_all()
 
 

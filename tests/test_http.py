@@ -13,12 +13,18 @@ task holding another.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
-from servers import FAST, SECRET, cog_array, parse_range_header, serve, tile_ranges, write_cog
+from servers import FAST, SECRET, cog_array, no_network_options, parse_range_header, serve, tile_ranges, write_cog
 
 import pyr
 from pyr import ReadError, cloud_env
+from pyr.io.gdal.env import NETWORK_DEFAULTS
 from pyr.testing import assert_raster_equal, raise_if_dask_computes
 
 pytest_plugins = ["conftest_cloud"]
@@ -329,3 +335,130 @@ def test_a_tokenless_task_never_breaks_a_concurrent_task_with_the_token(http_ser
     assert outcomes["token"] == ["equal"] * 10
     assert outcomes["none"]
     assert set(outcomes["none"]) == {"403"}
+
+
+# --- without env=: defaults that keep every network read from hanging ------------------------
+# These reads run in a child process: GDAL may hold the GIL while it waits on the
+# network, and a read that hangs must fail the test, not stall the suite.
+
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _child(code: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh Python with this checkout's pyr and no GDAL network option set."""
+    env = {k: v for k, v in os.environ.items() if k not in NETWORK_DEFAULTS}
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, cwd=_ROOT, env=env
+    )
+
+
+def _read_sum(url: str) -> str:
+    """Code that reads ``url`` eagerly without env= and prints the sum of its pixels."""
+    return f"import pyr; r = pyr.read({url!r}); print(int(r.data.sum()))"
+
+
+def test_without_env_an_open_lists_no_directory_and_probes_no_sidecar(http_server, cog):
+    path, data = cog
+    name, url = serve(http_server, path)
+    out = _child(_read_sum(url))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.split()[-1]) == int(data.sum())
+    folder = name.split("/")[0]
+    assert {p for p in http_server.paths() if folder in p} == {"/" + name}  # no "/folder/", no .aux.xml, .ovr ...
+
+
+def test_without_env_503_then_200_is_retried(http_server, cog):
+    path, data = cog
+    name, url = serve(http_server, path)
+    http_server.fail(name, 503, times=2)
+    out = _child(_read_sum(url))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.split()[-1]) == int(data.sum())
+    assert http_server.requests(name) >= 3  # two 503s, then the file
+
+
+def test_without_env_a_reset_connection_is_retried(http_server, cog):
+    path, data = cog
+    name, url = serve(http_server, path)
+    http_server.drop(name, times=2)  # the first two connections are reset, no answer
+    out = _child(_read_sum(url))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.split()[-1]) == int(data.sum())
+    assert http_server.requests(name) >= 3
+
+
+def test_a_server_that_never_answers_is_a_read_error_naming_the_url(http_server, cog):
+    path, _ = cog
+    name, url = serve(http_server, path)
+    http_server.stall(name, 20)  # accepts the connection, never sends a byte
+    env = {"GDAL_HTTP_TIMEOUT": "2", "GDAL_HTTP_MAX_RETRY": "1", "GDAL_HTTP_RETRY_DELAY": "0.1"}
+    code = (
+        "import pyr\n"
+        f"try:\n    pyr.read({url!r}, env={env!r})\n"
+        "except pyr.ReadError as err:\n    print('ReadError:', err)\n"
+    )
+    out = _child(code, timeout=60)
+    http_server.heal(name)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("ReadError:"), out.stdout
+    assert url in out.stdout  # the user's URL ...
+    assert "timed out" in out.stdout.lower() or "timeout" in out.stdout.lower()  # ... and GDAL's reason
+
+
+# --- credentials inside URLs ------------------------------------------------------------------
+
+
+def test_credentials_in_a_url_never_show(http_server, cog, caplog, capsys):
+    # http://user:password@host/... : not in ReadError, read_cube's on_error
+    # log lines, check_sources' answer or pyr info's output.
+    from pyr.cli import main
+    from pyr.io.cube import LOGGER_NAME
+
+    path, _ = cog
+    name, url = serve(http_server, path)
+    good = url.replace("http://", f"http://reader:{SECRET}@")
+    missing = good.replace(".tif", "-missing.tif")
+    http_server.fail(name.replace(".tif", "-missing.tif"), 404)
+    with pytest.raises(ReadError) as info:
+        pyr.read(missing, env=ENV)
+    assert SECRET not in str(info.value)
+    assert "http://***@127.0.0.1" in str(info.value)
+    cube = pyr.read_cube([good, missing], chunks=512, env=ENV, on_error="nodata")
+    with caplog.at_level("WARNING", logger=LOGGER_NAME):
+        cube.data.compute(scheduler="sync")
+    assert any("-missing.tif" in r.getMessage() for r in caplog.records)
+    assert SECRET not in caplog.text
+    bad = pyr.check_sources([good, missing], env=ENV)
+    assert len(bad) == 1
+    assert SECRET not in repr(bad)
+    assert main(["info", good]) == 0
+    assert main(["info", missing]) != 0
+    shown = capsys.readouterr()
+    assert "reader:" not in shown.out + shown.err
+    assert SECRET not in shown.out + shown.err
+    assert "http://***@127.0.0.1" in shown.out
+
+
+def test_every_network_open_and_read_runs_under_the_network_defaults(http_server, cog, monkeypatch):
+    # what test_env shows for the options, checked where GDAL opens and reads
+    import rasterio
+    from rasterio.env import get_gdal_config
+
+    from pyr.io.gdal import handles
+
+    path, data = cog
+    _, url = serve(http_server, path)
+    seen: list[dict[str, str | None]] = []
+    real_open = rasterio.open
+
+    def recording_open(*args, **kwargs):
+        seen.append({k: get_gdal_config(k, normalize=False) for k in NETWORK_DEFAULTS})
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(handles.rasterio, "open", recording_open)
+    handles.close_all()
+    with no_network_options():
+        r = pyr.read(url, chunks=(256, 1024))
+        np.testing.assert_array_equal(r.data.compute(scheduler="threads")[0], data)
+    assert seen
+    assert all(s == dict(NETWORK_DEFAULTS) for s in seen), seen

@@ -19,7 +19,8 @@ from affine import Affine
 
 import pyr
 from pyr import GeoBox, InvalidArgument, ReadError
-from pyr.io import _handles, tiff
+from pyr.io import tiff
+from pyr.io.gdal import handles as _handles
 from pyr.testing import assert_raster_equal, raise_if_dask_computes
 
 GB = GeoBox((50, 70), Affine(10.0, 0.0, 300000.0, 0.0, -10.0, 5000000.0), "EPSG:32631")
@@ -173,42 +174,50 @@ def test_graph_is_deterministic(tiled):
     assert pyr.read(tiled, chunks=16, bands=0).data.name != a.data.name
 
 
-def test_handles_are_per_thread(tiled, fresh_handles):
+def test_a_handle_is_one_threads_at_a_time_and_reused_after(tiled, fresh_handles):
     spec = tiff.source_spec(tiled)
-    assert _handles.open_dataset(spec) is _handles.open_dataset(spec)
+    with _handles.dataset(spec) as first:
+        pass
+    with _handles.dataset(spec) as again:
+        assert again is first  # checked in, then reused
+    barrier = threading.Barrier(2, timeout=10)
+
+    def hold(_):
+        with _handles.dataset(spec) as ds:
+            barrier.wait()  # both threads inside at once
+            return id(ds)
+
     with ThreadPoolExecutor(2) as pool:
-        barrier = threading.Barrier(2)
-
-        def grab(_):
-            barrier.wait()  # both threads alive at once: two distinct threads
-            return threading.get_ident(), id(_handles.open_dataset(spec))
-
-        got = list(pool.map(grab, range(2)))
-    (t1, h1), (t2, h2) = got
-    assert t1 != t2
-    assert h1 != h2
-    assert id(_handles.open_dataset(spec)) not in (h1, h2)
+        h1, h2 = pool.map(hold, range(2))
+    assert h1 != h2  # never the same handle in two threads at once
+    assert _handles.open_count() == 2  # both kept, for whichever thread comes next
 
 
-def test_threaded_compute_never_shares_a_handle(tiled, data3, monkeypatch):
-    seen: list[tuple[int, int]] = []
-    real = _handles.open_dataset
+def test_threaded_compute_never_shares_a_handle(tiled, data3, monkeypatch, fresh_handles):
+    inside: dict[int, int] = {}  # handle id -> thread inside
+    shared: list[int] = []
+    real = _handles.dataset
+    lock = threading.Lock()
 
+    @contextmanager
     def recording(spec):
-        ds = real(spec)
-        seen.append((threading.get_ident(), id(ds)))
-        return ds
+        with real(spec) as ds:
+            with lock:
+                if id(ds) in inside:
+                    shared.append(id(ds))
+                inside[id(ds)] = threading.get_ident()
+            try:
+                yield ds
+            finally:
+                with lock:
+                    inside.pop(id(ds), None)
 
-    monkeypatch.setattr(_handles, "open_dataset", recording)
+    monkeypatch.setattr(tiff, "dataset", recording)
     r = pyr.read(tiled, chunks=8)
     with dask.config.set(scheduler="threads", num_workers=3):
         np.testing.assert_array_equal(r.data.compute(), data3)
-    owners: dict[int, set[int]] = {}
-    for thread, handle in seen:
-        owners.setdefault(handle, set()).add(thread)
-    assert all(len(threads) == 1 for threads in owners.values()), owners
-    per_thread = {t: {h for tt, h in seen if tt == t} for t, _ in seen}
-    assert all(len(hs) == 1 for hs in per_thread.values())  # reused, not reopened
+    assert not shared
+    assert _handles.open_count() <= 3  # reused, not reopened per chunk
 
 
 def test_band_descriptions_become_names(tmp_path, tiled):
@@ -304,17 +313,17 @@ def test_window_read_equals_read_then_slice(tiled, data3, chunks):
 
 def test_env_is_applied_around_reads(tiled, data3, monkeypatch):
     seen: list[dict[str, str] | None] = []
-    real = _handles.gdal_env
+    real = _handles.applied
 
     @contextmanager
-    def recording_env(options):
+    def recording_env(path, options):
         seen.append(dict(options) if options else None)
-        with real(options):
+        with real(path, options):
             assert rasterio.env.getenv().get("PYR_TEST_OPTION") == "yes"
             yield
 
     r = pyr.read(tiled, chunks=25, env={"PYR_TEST_OPTION": "yes"})
-    monkeypatch.setattr(_handles, "gdal_env", recording_env)
+    monkeypatch.setattr(_handles, "applied", recording_env)
     np.testing.assert_array_equal(r.data.compute(scheduler="sync"), data3)
     assert len(seen) == 6  # one per chunk
     assert all(s == {"PYR_TEST_OPTION": "yes"} for s in seen)
@@ -352,7 +361,7 @@ def test_gdal_block_cache_is_capped_unless_set(tmp_path):
     write_tif(path, np.ones((1, 8, 8), "uint16"), geobox=gb)
     code = (
         f"import pyr, rasterio.env as e; pyr.read({str(path)!r});"
-        "import ctypes; from pyr.io._handles import _libgdal;"
+        "import ctypes; from pyr.io.gdal.gate import _libgdal;"
         "lib = _libgdal(); f = lib.GDALGetCacheMax64; f.restype = ctypes.c_int64; print(f())"
     )
     env_without = {k: v for k, v in os.environ.items() if k != "GDAL_CACHEMAX"}
@@ -413,3 +422,69 @@ def test_quiet_keeps_a_users_own_identical_filter():
         with quiet(UserWarning, "pyr test"):
             warnings.warn("pyr test: silenced", UserWarning, stacklevel=1)
         assert list(warnings.filters) == filters
+
+
+def test_an_eager_read_too_big_for_memory_names_the_file(tmp_path):
+    # A header claiming 10^9 x 10^9 float64 cells (8 EB): nothing is allocated,
+    # and the error says which file and how to read it instead of numpy's bare
+    # "Unable to allocate ...".
+    vrt = tmp_path / "huge.vrt"
+    vrt.write_text(
+        '<VRTDataset rasterXSize="1000000000" rasterYSize="1000000000">'
+        '<VRTRasterBand dataType="Float64" band="1"/></VRTDataset>'
+    )
+    lazy = pyr.read(vrt, chunks=(1024, 1024))
+    assert lazy.shape == (1, 10**9, 10**9)
+    with pytest.raises(MemoryError, match=r"huge\.vrt.*chunks='auto'"):
+        pyr.read(vrt)
+
+
+@pytest.fixture
+def small_pool(monkeypatch):
+    """A fresh handle cache of this process capped at 3 handles."""
+    monkeypatch.setenv("PYR_MAX_OPEN_DATASETS", "3")
+    monkeypatch.setattr(_handles, "_pool", _handles._Pool())
+    yield
+    _handles.close_all()
+
+
+def test_the_handle_cache_is_capped_and_closes_what_it_evicts(tmp_path, data3, small_pool):
+    paths = [write_tif(tmp_path / f"f{i}.tif", data3 + i) for i in range(8)]
+    opened = []
+    for i, path in enumerate(paths):
+        with _handles.dataset(tiff.source_spec(path)) as ds:
+            opened.append(ds)
+        assert _handles.open_count() == min(i + 1, 3)
+    assert [ds.closed for ds in opened] == [True] * 5 + [False] * 3  # least recently used closed first
+    r = pyr.read(paths[0], chunks=8)
+    with dask.config.set(scheduler="threads", num_workers=6):
+        np.testing.assert_array_equal(r.data.compute(), data3)  # 6 threads share 3 handles
+    assert _handles.open_count() <= 3
+    os.environ["PYR_MAX_OPEN_DATASETS"] = "many"  # restored by monkeypatch
+    with pytest.raises(InvalidArgument, match="PYR_MAX_OPEN_DATASETS"):
+        _handles.handle_limit()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_never_uses_its_parents_handles(tiled, data3, fresh_handles):
+    spec = tiff.source_spec(tiled)
+    with _handles.dataset(spec) as parents:
+        pass
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a fresh cache, its own handle
+        ok = False
+        try:
+            fresh = _handles.open_count() == 0
+            with _handles.dataset(spec) as ds:
+                ok = fresh and ds is not parents and bool((ds.read() == data3).all())
+        finally:
+            os.write(write_end, b"1" if ok else b"0")
+            os._exit(0)
+    os.close(write_end)
+    answer = os.read(read_end, 1)
+    os.waitpid(pid, 0)
+    os.close(read_end)
+    assert answer == b"1"
+    with _handles.dataset(spec) as again:
+        assert again is parents  # the parent's cache is untouched

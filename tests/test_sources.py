@@ -73,10 +73,22 @@ def test_bad_url_messages_never_show_the_query_string():
         ("https://h/B04.tif", "https://h/B04.tif"),
         ("/vsicurl/https://h/B04.tif?X-Amz-Signature=abc", "/vsicurl/https://h/B04.tif?..."),
         (Path("/d/B04.tif"), "/d/B04.tif"),
+        # credentials inside the URL
+        ("https://me:pa55w0rd@h/B04.tif", "https://***@h/B04.tif"),
+        ("http://token@h:8080/B04.tif?sig=abc", "http://***@h:8080/B04.tif?..."),
+        ("/vsicurl/https://me:p%40ss@h/B04.tif", "/vsicurl/https://***@h/B04.tif"),
+        ("https://h/a@b/B04.tif", "https://h/a@b/B04.tif"),  # an @ in the path is not a user
+        ("/d/me@home/B04.tif", "/d/me@home/B04.tif"),
     ],
 )
-def test_display_name_elides_query_strings(source, shown):
+def test_display_name_elides_query_strings_and_credentials(source, shown):
     assert display_name(source) == shown
+
+
+def test_bad_urls_with_credentials_never_show_them():
+    with pytest.raises(InvalidArgument) as info:
+        to_gdal_path("ftp://me:pa55w0rd@host/a.tif")
+    assert "pa55w0rd" not in str(info.value)
 
 
 _segment = st.text(st.characters(codec="utf-8", exclude_characters="/?#\x00"), min_size=1, max_size=12)

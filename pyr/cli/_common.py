@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pyr.errors import ReadError
-from pyr.io.sources import display_name
+from pyr.io.gdal.sources import display_name
 
 __all__ = ["add_cloud_arguments", "crs_text", "env_for", "is_remote", "is_zarr", "units_of"]
 
@@ -72,7 +72,7 @@ def env_for(source: str, args: argparse.Namespace) -> Any:
     """GDAL options for ``source``: pyr's cloud defaults for remote sources, nothing for local files."""
     if not is_remote(source):
         return None
-    from pyr.io.env import cloud_env
+    from pyr.io.gdal.env import cloud_env
 
     aws: dict[str, Any] = {}
     if getattr(args, "aws_unsigned", False):

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from pyr.cli._common import add_cloud_arguments, crs_text, env_for, is_zarr, units_of
-from pyr.io.sources import display_name
+from pyr.io.gdal.sources import display_name
 
 NAME = "info"
 HELP = "describe rasters (GeoTIFF/COG, local or URL) and pyr/CF Zarr stores"
@@ -69,7 +69,7 @@ def _nodata_text(nodata: Any) -> str:
 
 def describe_tiff(source: str, args: argparse.Namespace) -> list[tuple[str, str]]:
     """The lines of ``pyr info`` for a GDAL raster (header only)."""
-    from pyr.io._handles import dataset
+    from pyr.io.gdal.handles import dataset
     from pyr.io.tiff import read_header, source_spec
 
     spec = source_spec(source, env=env_for(source, args))

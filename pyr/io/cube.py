@@ -3,7 +3,7 @@
 The first source's :class:`~pyr.io.tiff.Header` stands for all of them. The
 cube's graph holds one task per (date, spatial chunk)
 ``(read_date_chunk, spec, expect, indexes, window, fill)``: picklable specs,
-no handle. Each task opens (or reuses, per process and thread) its own file,
+no handle. Each task opens (or reuses, from its process's handle cache) its own file,
 checks it against ``expect`` from the handle it opens anyway (raising
 :class:`~pyr.errors.GridMismatch` naming the file and what differs), and
 reads its window. With ``on_error="nodata"`` an unreadable source gives
@@ -25,8 +25,7 @@ from pyr._curry import curried
 from pyr._imports import ensure
 from pyr.cube import Cube, parse_times
 from pyr.errors import GridMismatch, InvalidArgument, ReadError
-from pyr.io._handles import SourceSpec
-from pyr.io.sources import display_name
+from pyr.io.gdal.sources import SourceSpec, display_name
 from pyr.io.tiff import Header, auto_chunks, read_header, read_window, source_spec, split
 from pyr.ops.reduce import max_cells
 from pyr.types import parse_band_indices, parse_chunks2d
@@ -145,7 +144,8 @@ def read_cube(
         must have a nodata value unless it is float, whose missing dates
         become NaN and whose cube nodata is then NaN; integer sources without
         nodata are refused). A source whose grid differs still raises
-        ``GridMismatch``.
+        ``GridMismatch``, and a process that runs out of file descriptors
+        raises ``OSError`` (``EMFILE``): the source is not at fault.
 
     Notes
     -----

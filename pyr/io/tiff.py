@@ -21,10 +21,10 @@ from pyr._curry import curried
 from pyr._imports import ensure
 from pyr.errors import GridMismatch, InvalidArgument, ReadError
 from pyr.geobox import GeoBox
-from pyr.io import _handles
-from pyr.io._handles import SourceSpec, dataset
-from pyr.io.env import GdalEnv
-from pyr.io.sources import display_name, to_gdal_path
+from pyr.io.gdal.env import GdalEnv
+from pyr.io.gdal.handles import dataset, out_of_files_error
+from pyr.io.gdal.messages import out_of_files, reason
+from pyr.io.gdal.sources import SourceSpec, display_name, to_gdal_path
 from pyr.raster import Raster
 from pyr.types import parse_band_indices, parse_chunks2d, parse_nodata
 
@@ -119,28 +119,34 @@ def read_window(
             why = expect.mismatch(got)
             if why is not None:
                 raise GridMismatch(f"{spec.name!r} does not match the grid it was read with: it has {why}.")
+        out = _allocate(spec, (len(indexes), r1 - r0, c1 - c0), ds.dtypes[0])
         try:
-            data: np.ndarray = ds.read(list(indexes), window=Window(c0, r0, c1 - c0, r1 - r0))
+            data: np.ndarray = ds.read(list(indexes), window=Window(c0, r0, c1 - c0, r1 - r0), out=out)
             return data
         except (RasterioError, OSError) as err:
-            _handles.forget(spec)
+            if out_of_files(err):
+                raise out_of_files_error(spec) from None
             raise ReadError(
-                f"Cannot read {spec.name!r} (rows {r0}:{r1}, cols {c0}:{c1}): {_reason(err, spec)}"
+                f"Cannot read {spec.name!r} (rows {r0}:{r1}, cols {c0}:{c1}): {reason(err, spec)}"
             ) from None
 
 
-def _reason(err: BaseException, spec: SourceSpec) -> str:
-    """GDAL's own reason (rasterio often puts it in the cause), with secrets removed."""
-    cause = err.__cause__ or err.__context__
-    if cause is not None and "previous exception" in str(err):
-        return _handles._reason(cause, spec)
-    return _handles._reason(err, spec)
+def _allocate(spec: SourceSpec, shape: tuple[int, int, int], dtype: str) -> np.ndarray:
+    """The array a window is read into; a ``MemoryError`` naming the source when it cannot be allocated."""
+    try:
+        return np.empty(shape, dtype=dtype)
+    except (MemoryError, ValueError):  # numpy's _ArrayMemoryError, or "array is too big" past the address space
+        size = np.dtype(dtype).itemsize * int(np.prod(shape, dtype=np.float64))
+        raise MemoryError(
+            f"Cannot hold {spec.name!r} in memory: {shape[0]} band(s) x {shape[1]} x {shape[2]} {dtype} is "
+            f"{size / 2**30:.1f} GiB. Read it lazily (chunks='auto'), or a smaller overview (overview=...)."
+        ) from None
 
 
 #: Target size of ``chunks="auto"`` in the source dtype: 1024 x 1024 for uint16
-#: or float32 Sentinel-2 tiles. Measured (docs/benchmarks.md): dask's 128 MiB
-#: default gives 8192 x 8192 chunks, 2-3x slower on 2 cores (too few tasks to
-#: overlap decode, compute and encode) and 2-3x the memory.
+#: or float32 Sentinel-2 tiles. dask's 128 MiB default gives 8192 x 8192
+#: chunks: too few tasks to overlap decode, compute and encode, and more
+#: memory (docs/benchmarks.md has the figures).
 AUTO_CHUNK_BYTES = "4MiB"
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from distributed import Client
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from pyr.io.env import GdalEnv, apply_process_wide, cloud_env
+from pyr.io.gdal.env import GdalEnv, apply_process_wide, cloud_env
 
 __all__ = ["GdalEnvPlugin", "configure_workers", "register_with_current_client"]
 
