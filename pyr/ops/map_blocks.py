@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import numpy as np
 
 from pyr import _blocks
-from pyr._curry import curried
+from pyr._curry import curried_kernel
 from pyr.cube import Cube
 from pyr.errors import GridMismatch, InvalidArgument
 from pyr.raster import Raster
@@ -19,17 +19,19 @@ __all__ = ["map_blocks"]
 
 _INHERIT: Any = object()
 
+R = TypeVar("R", Raster, Cube)
 
-@curried
+
+@curried_kernel
 def map_blocks(
     func: Callable[..., np.ndarray],
-    raster: Raster | Cube,
+    raster: R,
     *more: Raster | Cube,
     dtype: Any = None,
     bands: Sequence[str] | None = None,
     depth: int = 0,
     nodata: Any = _INHERIT,
-) -> Raster | Cube:
+) -> R:
     """Apply ``func`` to matching numpy blocks of ``raster`` and ``more``.
 
     ``func(block, *more_blocks)`` gets one ``(band, y, x)`` block per input
@@ -50,7 +52,7 @@ def map_blocks(
     >>> map_blocks(lambda x, y: x + y, a, a).data
     array([[[2, 4, 6]]], dtype=uint16)
     """
-    inputs = (raster, *more)
+    inputs: tuple[Raster | Cube, ...] = (raster, *more)
     kind = type(raster)
     if kind not in (Raster, Cube):
         raise InvalidArgument(f"map_blocks expects Raster or Cube inputs, not {kind.__name__}.")
