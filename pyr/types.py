@@ -21,6 +21,7 @@ __all__ = [
     "PathLike",
     "parse_band_indices",
     "parse_chunks2d",
+    "parse_dtype",
     "parse_nodata",
 ]
 
@@ -50,6 +51,25 @@ def parse_chunks2d(chunks: object, *, name: str = "chunks") -> str | tuple[int, 
     if y <= 0 or x <= 0:
         raise InvalidArgument(f"{name}={chunks!r}: chunk sizes must be positive.")
     return (y, x)
+
+
+def parse_dtype(dtype: object, *, name: str = "dtype", kinds: str = "biuf") -> np.dtype[Any]:
+    """Normalise a dtype argument (anything :class:`numpy.dtype` takes) of one of ``kinds``.
+
+    ``None`` is refused (numpy would read it as float64): callers that accept
+    ``None`` handle it first.
+    """
+    what = {"b": "bool", "i": "int", "u": "uint", "f": "float"}
+    expected = " or ".join(what[k] for k in kinds)
+    if dtype is None:
+        raise InvalidArgument(f"{name}=None: expected a {expected} dtype.")
+    try:
+        dt: np.dtype[Any] = np.dtype(dtype)  # type: ignore[call-overload]
+    except (TypeError, ValueError) as err:
+        raise InvalidArgument(f"{name}={dtype!r} is not a dtype ({err}); expected a {expected} dtype.") from None
+    if dt.kind not in kinds:
+        raise InvalidArgument(f"{name}={dtype!r} is {dt}; expected a {expected} dtype.")
+    return dt
 
 
 def parse_band_indices(bands: object, count: int, *, source: str = "") -> tuple[int, ...] | None:
