@@ -25,6 +25,7 @@ __all__ = [
     "parse_band_indices",
     "parse_chunks2d",
     "parse_dtype",
+    "parse_float",
     "parse_nodata",
     "parse_times",
 ]
@@ -79,6 +80,19 @@ def parse_dtype(dtype: object, *, name: str = "dtype", kinds: str = "biuf") -> n
     if dt.kind not in kinds:
         raise InvalidArgument(f"{name}={dtype!r} is {dt}; expected a {expected} dtype.")
     return dt
+
+
+def parse_float(value: object, *, name: str, infinite: bool = False) -> float:
+    """A real number (int, float or numpy scalar; not a bool nor a string) as a ``float``.
+
+    NaN is refused, and so are infinities unless ``infinite`` (e.g. an open side of a clip range).
+    """
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InvalidArgument(f"{name}={value!r}: expected a number, not {type(value).__name__}.")
+    number = float(value)
+    if math.isnan(number) or (math.isinf(number) and not infinite):
+        raise InvalidArgument(f"{name}={value!r}: expected a finite number.")
+    return number
 
 
 def parse_band_indices(bands: object, count: int, *, source: str = "") -> tuple[int, ...] | None:
