@@ -19,6 +19,7 @@ from toolz import pipe
 
 import pyr
 from pyr import Cube, GeoBox, Raster
+from pyr._curry import _Curried
 from pyr.testing import assert_raster_equal
 
 # Keyword-only functions with no data argument: calling them with options *is* the call.
@@ -43,12 +44,14 @@ def test_the_list_of_public_functions_is_what_we_think():
 def test_public_function_is_curried_and_pickles(name):
     func = getattr(pyr, name)
     assert isinstance(func, toolz.curry), f"pyr.{name} is not curried"
+    assert type(func) is _Curried, f"pyr.{name} is not curried by pyr._curry (which never swallows TypeError)"
     for dumps in (pickle.dumps, cloudpickle.dumps):
         assert pickle.loads(dumps(func)) is func  # pickled by reference
     partial = func(**_options(name))
     assert callable(partial)
     assert isinstance(partial, toolz.curry)
     back = pickle.loads(pickle.dumps(partial))
+    assert type(back) is _Curried
     assert back.keywords == partial.keywords
     assert back.func is func.func
 
