@@ -8,36 +8,18 @@ import attrs
 import numpy as np
 
 from pyr._imports import ensure
-from pyr.errors import InvalidArgument
 from pyr.geobox import GeoBox
 from pyr.raster import _is_geobox, _nodata_key, _repr, _to_bands, _validate, is_dask
+from pyr.types import parse_times
 
 __all__ = ["Cube", "parse_times"]
-
-
-def parse_times(value: Any, n: int | None = None, *, name: str = "times") -> np.ndarray | None:
-    """Normalise ``times`` to a 1-D ``datetime64[ns]`` array (or ``None``)."""
-    if value is None:
-        return None
-    try:
-        times = np.asarray(value, dtype="datetime64[ns]")
-    except (TypeError, ValueError) as err:
-        raise InvalidArgument(f"{name}={value!r} cannot be read as datetimes: {err}") from err
-    if times.ndim != 1:
-        raise InvalidArgument(f"{name} must be 1-D; got shape {times.shape}.")
-    if np.isnat(times).any():
-        raise InvalidArgument(f"{name} contains NaT.")
-    if n is not None and len(times) != n:
-        raise InvalidArgument(f"{name} has {len(times)} value(s); the cube has {n} date(s).")
-    times.setflags(write=False)
-    return times
 
 
 @attrs.frozen(eq=False, repr=False)
 class Cube:
     """A time series of rasters on one grid: data ``(time, band, y, x)``.
 
-    ``times`` is a 1-D ``datetime64[ns]`` array (read-only) or ``None``.
+    ``times`` is a 1-D ``datetime64[us]`` array (read-only; see :func:`pyr.types.parse_times`) or ``None``.
     Equality is identity; compare values with :func:`pyr.testing.assert_raster_equal`.
 
     Examples
@@ -48,7 +30,7 @@ class Cube:
     >>> c = Cube(np.zeros((3, 1, 2, 4), "uint16"), gb, nodata=0,
     ...          times=["2020-01-01", "2020-01-11", "2020-01-21"])
     >>> c.shape, c.times[1]
-    ((3, 1, 2, 4), np.datetime64('2020-01-11T00:00:00.000000000'))
+    ((3, 1, 2, 4), np.datetime64('2020-01-11T00:00:00.000000'))
     """
 
     data: Any

@@ -2,7 +2,7 @@
 
 A ``Raster`` becomes a ``DataArray`` named ``"band_data"`` with dims
 ``(band, y, x)`` (a ``Cube``: ``(time, band, y, x)``), cell-centre ``x``/``y``
-coordinates, ``band`` names, ``time`` as ``datetime64[ns]`` and a 0-d
+coordinates, ``band`` names, ``time`` as ``datetime64[us]`` and a 0-d
 ``spatial_ref`` coordinate carrying the CRS and ``GeoTransform`` the way
 rioxarray writes them, so ``da.rio.crs`` and ``da.rio.transform()`` work.
 Nodata goes to ``attrs["_FillValue"]`` (as ``rioxarray.open_rasterio`` puts
@@ -96,7 +96,7 @@ def to_xarray(obj: Raster | Cube) -> Any:
     Dims are ``(band, y, x)`` for a raster and ``(time, band, y, x)`` for a
     cube; coordinates are ``x``/``y`` cell centres (float64, CF attributes;
     omitted for rotated grids), ``band`` (the band names), ``time``
-    (``datetime64[ns]``; omitted when the cube has no times) and a 0-d
+    (``datetime64[us]``; omitted when the cube has no times) and a 0-d
     ``spatial_ref`` with ``crs_wkt``, ``spatial_ref``, ``GeoTransform`` and
     the CF grid-mapping parameters. Nodata is ``attrs["_FillValue"]``. The
     data is not copied: a dask array stays lazy, a numpy array is shared as a

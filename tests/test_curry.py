@@ -19,6 +19,7 @@ from toolz import pipe
 
 import pyr
 from pyr import Cube, GeoBox, Raster
+from pyr._curry import _Curried
 from pyr.testing import assert_raster_equal
 
 # Keyword-only functions with no data argument: calling them with options *is* the call.
@@ -43,12 +44,14 @@ def test_the_list_of_public_functions_is_what_we_think():
 def test_public_function_is_curried_and_pickles(name):
     func = getattr(pyr, name)
     assert isinstance(func, toolz.curry), f"pyr.{name} is not curried"
+    assert type(func) is _Curried, f"pyr.{name} is not curried by pyr._curry (which never swallows TypeError)"
     for dumps in (pickle.dumps, cloudpickle.dumps):
         assert pickle.loads(dumps(func)) is func  # pickled by reference
     partial = func(**_options(name))
     assert callable(partial)
     assert isinstance(partial, toolz.curry)
     back = pickle.loads(pickle.dumps(partial))
+    assert type(back) is _Curried
     assert back.keywords == partial.keywords
     assert back.func is func.func
 
@@ -116,3 +119,72 @@ def test_curried_partials_travel_in_task_graphs(raster):
     lazy = Raster(da.from_array(raster.data, chunks=2), GB, nodata=0)
     graph_fn = cloudpickle.loads(cloudpickle.dumps(step))
     assert_raster_equal(graph_fn(lazy), step(raster))
+
+
+@pytest.mark.parametrize("name", PUBLIC_FUNCTIONS)
+def test_public_function_keeps_name_doc_signature_and_wrapped(name):
+    func = getattr(pyr, name)
+    plain = getattr(func, "__wrapped__", func)
+    assert inspect.isfunction(plain)
+    assert func.__name__ == plain.__name__ == name
+    assert func.__doc__ == plain.__doc__
+    assert func.__doc__
+    assert inspect.signature(func) == inspect.signature(plain)
+
+
+def _raises_type_error(x, *more, y=1):
+    raise TypeError(f"bug inside the call ({x}, {more}, {y})")
+
+
+def _takes_data(x, *, y=1):
+    if y == "boom":
+        raise TypeError("bug inside the call")
+    return x + y
+
+
+def test_curried_never_swallows_the_type_error_of_the_call():
+    """toolz.curry returns a partial when the call raises TypeError and the function has *args."""
+    from pyr._curry import curried
+
+    f = curried(_raises_type_error)
+    with pytest.raises(TypeError, match="bug inside the call"):
+        f(1)
+    with pytest.raises(TypeError, match="bug inside the call"):
+        f(y=2)(1)
+    g = curried(_takes_data)
+    assert g(1) == 2
+    assert g(y=3)(1) == 4
+    with pytest.raises(TypeError, match="bug inside the call"):
+        g(1, y="boom")
+    with pytest.raises(TypeError, match="bug inside the call"):
+        g(y="boom")(1)
+
+
+def test_a_bug_in_a_map_blocks_kernel_raises_at_once(raster):
+    def kernel(block):
+        return block + "oops"  # numpy raises a TypeError (UFuncTypeError)
+
+    with pytest.raises(TypeError, match="add"):
+        pyr.map_blocks(kernel, raster)
+    with pytest.raises(TypeError, match="add"):
+        pipe(raster, pyr.map_blocks(kernel))
+
+
+def test_arguments_that_cannot_bind_raise_at_once(raster):
+    with pytest.raises(TypeError, match=r"rescale\(\).*scael"):
+        pyr.rescale(raster, scael=2.0)
+    with pytest.raises(TypeError, match=r"rescale\(\).*scael"):
+        pyr.rescale(scael=2.0)
+    with pytest.raises(TypeError, match=r"reduce_time\(\)"):
+        pyr.reduce_time(raster, "mean", "extra")
+    # Missing data only: a partial, as before.
+    assert callable(pyr.rescale(scale=2.0))
+    assert callable(pyr.map_blocks(np.negative, dtype="float32"))
+
+
+def test_curried_partials_tokenize_deterministically():
+    from dask.base import tokenize
+
+    assert tokenize(pyr.rescale(scale=2.0)) == tokenize(pyr.rescale(scale=2.0))
+    assert tokenize(pyr.rescale(scale=2.0)) != tokenize(pyr.rescale(scale=3.0))
+    assert tokenize(pyr.rescale) == tokenize(pickle.loads(pickle.dumps(pyr.rescale)))

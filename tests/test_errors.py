@@ -195,3 +195,40 @@ def test_errors_from_workers_keep_their_type_and_message():
     pickled = pickle.loads(pickle.dumps(ReadError("Cannot read 'x.tif'")))
     assert isinstance(pickled, ReadError)
     assert "x.tif" in str(pickled)
+
+
+@pytest.mark.parametrize(
+    ("options", "argument"),
+    [
+        ({"scale": "abc"}, "scale"),
+        ({"scale": True}, "scale"),
+        ({"scale": math.nan}, "scale"),
+        ({"scale": None}, "scale"),
+        ({"offset": "x"}, "offset"),
+        ({"offset": math.inf}, "offset"),
+        ({"dtype": "nonsense"}, "dtype"),
+        ({"dtype": "int16"}, "dtype"),
+        ({"dtype": None}, "dtype"),
+        ({"clip": (1,)}, "clip"),
+        ({"clip": (0, 1, 2)}, "clip"),
+        ({"clip": ("a", 1)}, "clip"),
+        ({"clip": (0, math.nan)}, "clip"),
+        ({"clip": "01"}, "clip"),
+        ({"clip": (1, 0)}, "clip"),
+    ],
+)
+def test_rescale_options_are_checked_up_front(options, argument):
+    eager = Raster(np.ones((1, 8, 8), "uint16"), GB, nodata=0)
+    lazy = Raster(da.ones((1, 8, 8), chunks=4, dtype="uint16"), GB, nodata=0)
+    for r in (eager, lazy):
+        with pytest.raises(InvalidArgument, match=argument):
+            pyr.rescale(r, **options)
+        with pytest.raises(InvalidArgument, match=argument):
+            pyr.rescale(**options)(r)
+
+
+def test_rescale_accepts_numbers_of_any_kind_and_open_clip_ranges():
+    r = Raster(np.array([[[0, 5000, 20000]]], "uint16"), GeoBox.from_bounds((0, 0, 30, 10), 10, "EPSG:32631"))
+    got = pyr.rescale(r, scale=np.float32(1e-4), offset=np.int64(0), clip=np.array([0.0, np.inf]), dtype=np.float64)
+    np.testing.assert_allclose(got.data, [[[0.0, 0.5, 2.0]]])
+    assert got.dtype == np.float64

@@ -46,7 +46,7 @@ def test_raster_defaults_and_properties():
 def test_cube_defaults_and_properties():
     c = Cube(np.zeros((3, 2, 4, 6), "float32"), GB, nodata=math.nan, times=TIMES)
     assert (c.shape, c.count, c.ntimes, c.bands) == ((3, 2, 4, 6), 2, 3, ("1", "2"))
-    assert c.times.dtype == np.dtype("datetime64[ns]")
+    assert c.times.dtype == np.dtype("datetime64[us]")
     with pytest.raises(ValueError, match="read-only"):
         c.times[0] = np.datetime64("2000-01-01")
     assert Cube(np.zeros((3, 2, 4, 6)), GB).times is None

@@ -84,7 +84,7 @@ def test_what_rioxarray_and_xarray_see(obj):
     np.testing.assert_array_equal(da.y.values, y)
     assert tuple(da.band.values.tolist()) == obj.bands
     if isinstance(obj, Cube):
-        assert da.time.dtype == np.dtype("datetime64[ns]")
+        assert da.time.dtype == np.dtype("datetime64[us]")
         np.testing.assert_array_equal(da.time.values, obj.times)
     sref = da.spatial_ref.attrs
     assert gdal_transform(sref) == gb.transform  # exact

@@ -260,7 +260,12 @@ def run(args: argparse.Namespace) -> int:
 
         with steps.step(f"read {store.name} back (pyr.read_zarr) and compare with the source") as s:
             back = read_zarr(store)
-            if back.geobox != refl.geobox or back.bands != refl.bands or not np.isnan(back.nodata):
+            if (
+                back.geobox != refl.geobox
+                or back.bands != refl.bands
+                or back.nodata is None
+                or not np.isnan(back.nodata)
+            ):
                 raise PyrError(f"{str(store)!r} came back with a different grid, bands or nodata: {back!r}")
             same = (back.data == refl.data) | (da.isnan(back.data) & da.isnan(refl.data))
             if not bool(compute(same.all(), progress=True)):

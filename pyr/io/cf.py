@@ -108,15 +108,15 @@ def xy_attrs(geobox: GeoBox) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def encode_times(times: np.ndarray) -> np.ndarray:
-    """``datetime64`` -> int64 seconds since the epoch (exact for whole seconds)."""
-    ns = times.astype("datetime64[ns]").astype("int64")
-    if (ns % 1_000_000_000).any():
+    """``datetime64`` -> int64 seconds since the epoch (exact for whole seconds; no ``ns`` wrap after 2262)."""
+    seconds = times.astype("datetime64[s]")
+    if (seconds != times).any():
         raise InvalidArgument("times with sub-second precision cannot be written; round them to seconds.")
-    return ns // 1_000_000_000
+    return seconds.astype("int64")
 
 
 def decode_times(values: np.ndarray, units: str, calendar: str = TIME_CALENDAR) -> np.ndarray:
-    """CF ``<unit> since <epoch>`` integers -> ``datetime64[ns]`` (standard calendars only)."""
+    """CF ``<unit> since <epoch>`` integers -> ``datetime64[us]`` (standard calendars only)."""
     if calendar not in ("standard", "gregorian", "proleptic_gregorian"):
         raise InvalidArgument(f"time calendar {calendar!r} is not supported.")
     unit, _, epoch = units.partition(" since ")
@@ -135,13 +135,13 @@ def decode_times(values: np.ndarray, units: str, calendar: str = TIME_CALENDAR) 
     }.get(unit.strip().lower())
     if scale is None or not epoch:
         raise InvalidArgument(f"time units {units!r} are not CF '<unit> since <date>'.")
-    base = np.datetime64(epoch.strip().replace(" ", "T").rstrip("Z").split("+")[0], "ns")
+    base = np.datetime64(epoch.strip().replace(" ", "T").rstrip("Z").split("+")[0], "us")
     values = np.asarray(values)
     if values.dtype.kind == "f":
         if not np.all(values == np.round(values)):
             raise InvalidArgument("fractional time offsets are not supported.")
         values = values.astype("int64")
-    return base + values.astype("int64").astype(f"timedelta64[{scale}]").astype("timedelta64[ns]")
+    return base + values.astype("int64").astype(f"timedelta64[{scale}]").astype("timedelta64[us]")
 
 
 def geobox_from_cf(

@@ -28,7 +28,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -42,6 +42,9 @@ from pyr.errors import IncompleteStore, InvalidArgument, ReadError, StoreExists,
 from pyr.io import _zarr_direct, cf
 from pyr.io.sources import display_name
 from pyr.raster import Raster, is_dask
+
+if TYPE_CHECKING:
+    from dask.delayed import Delayed
 
 __all__ = ["Target", "read_zarr", "write_zarr"]
 
@@ -609,7 +612,7 @@ def write_zarr(
     name: str | None = None,
     storage_options: Mapping[str, Any] | None = None,
     compressor: Any = "auto",
-) -> Any:
+) -> Delayed | None:
     """Write a ``Raster`` or ``Cube`` to a CF-compatible Zarr store, chunk-parallel.
 
     Parameters
@@ -675,7 +678,7 @@ def write_zarr(
     >>> read_zarr(path, chunks=None).data
     array([[[1, 2, 3]]], dtype=uint16)
     """
-    return write_zarr_impl(
+    written: Delayed | None = write_zarr_impl(
         obj,
         store,
         compute=compute,
@@ -685,6 +688,7 @@ def write_zarr(
         storage_options=storage_options,
         compressor=compressor,
     )
+    return written
 
 
 @curried

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -13,6 +14,7 @@ from pyr._curry import curried
 from pyr.cube import Cube
 from pyr.errors import InvalidArgument
 from pyr.raster import Raster
+from pyr.types import parse_dtype, parse_float
 
 __all__ = ["rescale"]
 
@@ -54,6 +56,10 @@ def rescale(
     Works on a :class:`~pyr.Raster` or a :class:`~pyr.Cube`, eager or lazy
     (lazy in, lazy out). The result's nodata is NaN. Curried, so
     ``rescale(scale=1e-4, clip=(0, 1))`` is a function of a raster.
+    ``scale`` and ``offset`` are finite numbers, ``dtype`` a float dtype and
+    ``clip`` a ``(lo, hi)`` pair (either may be infinite); anything else
+    raises :class:`~pyr.errors.InvalidArgument` naming the argument, before
+    anything is computed.
 
     Examples
     --------
@@ -69,18 +75,17 @@ def rescale(
     """
     if not isinstance(raster, Raster | Cube):
         raise InvalidArgument(f"rescale expects a Raster or Cube, not {type(raster).__name__}.")
-    dt = np.dtype(dtype)
-    if dt.kind != "f":
-        raise InvalidArgument(f"dtype={dtype!r}: rescale needs a float dtype (nodata becomes NaN).")
+    scale = parse_float(scale, name="scale")
+    offset = parse_float(offset, name="offset")
+    dt = parse_dtype(dtype, kinds="f")  # nodata becomes NaN: a float dtype
     if clip is not None:
-        try:
-            lo, hi = (float(c) for c in clip)
-        except (TypeError, ValueError):
-            raise InvalidArgument(f"clip={clip!r}: expected (lo, hi).") from None
+        if isinstance(clip, str | bytes) or not isinstance(clip, Sequence | np.ndarray) or len(clip) != 2:
+            raise InvalidArgument(f"clip={clip!r}: expected (lo, hi).")
+        lo, hi = (parse_float(c, name=f"clip[{i}]", infinite=True) for i, c in enumerate(clip))
         if lo > hi:
             raise InvalidArgument(f"clip={clip!r}: lo must be <= hi.")
         clip = (lo, hi)
-    kernel = _KernelPartial(scale=float(scale), offset=float(offset), clip=clip, dtype=dt, nodata=raster.nodata)
+    kernel = _KernelPartial(scale=scale, offset=offset, clip=clip, dtype=dt, nodata=raster.nodata)
     func = kernel if isinstance(raster, Raster) else _blocks.per_date(kernel)
     data = _blocks.apply(func, [raster.data], dtype=dt, out_bands=raster.count, name="pyr-rescale")
     return attrs.evolve(raster, data=data, nodata=math.nan)

@@ -10,9 +10,10 @@ import numpy as np
 
 from pyr._curry import curried
 from pyr._imports import ensure
-from pyr.cube import Cube, parse_times
+from pyr.cube import Cube
 from pyr.errors import GridMismatch, InvalidArgument
 from pyr.raster import Raster, is_dask
+from pyr.types import TimesLike, parse_times
 
 __all__ = ["stack"]
 
@@ -39,7 +40,7 @@ def _difference(first: Raster, other: Raster) -> str | None:
 
 
 @curried
-def stack(rasters: Sequence[Raster], *, times: Any = None) -> Cube:
+def stack(rasters: Sequence[Raster], *, times: TimesLike = None) -> Cube:
     """Stack rasters on one grid into a ``Cube`` ``(time, band, y, x)``, one date per raster.
 
     All rasters must share the geobox, dtype, nodata and band names of the
@@ -53,8 +54,12 @@ def stack(rasters: Sequence[Raster], *, times: Any = None) -> Cube:
     rasters
         A non-empty sequence of :class:`~pyr.Raster`.
     times
-        One datetime per raster (anything ``numpy.datetime64`` takes), or
-        ``None`` for positions.
+        One date per raster: ISO 8601 strings (``"2024-06-12"``,
+        ``"2024-06-12T10:30:21Z"``), the compact ``"20240612"`` /
+        ``"20240612T103021"`` of satellite file names, datetimes or
+        ``numpy.datetime64`` (see :func:`pyr.types.parse_times`); or ``None``
+        for positions. Anything else raises
+        :class:`~pyr.errors.InvalidArgument` naming ``times``.
 
     Examples
     --------
