@@ -21,7 +21,7 @@ DEFAULT_SIZE = 4096
 DEFAULT_DATES = 6
 DEFAULT_WORKERS = 2
 HELP = "run the whole reference workflow on a generated Sentinel-2-like series (the main job)"
-DESCRIPTION = f"""\
+DESCRIPTION = """\
 Generate (once; cached in DIR/scenes) a series of synthetic Sentinel-2 L2A
 B04 COGs -- uint16, nodata 0, EPSG:32631, 10 m, DEFLATE, tiled, overviews,
 fields, forests, lakes, clouds and a swath edge -- then run pyr's reference
