@@ -23,11 +23,12 @@ import numpy as np
 from affine import Affine
 
 from pyr._curry import curried
+from pyr._lazy import is_lazy
 from pyr.cube import Cube, parse_times
 from pyr.errors import InvalidArgument
 from pyr.geobox import GeoBox
 from pyr.io import cf
-from pyr.raster import Raster, is_dask
+from pyr.raster import Raster
 from pyr.types import parse_nodata
 
 __all__ = ["from_xarray", "to_xarray"]
@@ -50,7 +51,7 @@ def _import_xarray() -> Any:
 
 def _read_only(data: Any) -> Any:
     """A read-only view of a numpy array (values are never mutated); dask as is."""
-    if is_dask(data):
+    if is_lazy(data):
         return data
     view = np.asarray(data).view()
     view.flags.writeable = False

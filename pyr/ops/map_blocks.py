@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from pyr import _blocks
+from pyr import _blocks, _lazy
 from pyr._curry import curried
 from pyr.cube import Cube
 from pyr.errors import GridMismatch, InvalidArgument
@@ -73,7 +73,7 @@ def map_blocks(
     else:
         out_nodata = parse_nodata(nodata, out_dtype)
     kernel = func if kind is Raster else _blocks.per_date(func)
-    data = _blocks.apply(
+    data = _lazy.apply(
         kernel,
         [r.data for r in inputs],
         dtype=out_dtype,

@@ -30,9 +30,11 @@ import numpy as np
 
 from pyr._curry import curried
 from pyr._imports import ensure
+from pyr._lazy import is_lazy
+from pyr._nodata import missing
 from pyr.cube import Cube
 from pyr.errors import InvalidArgument
-from pyr.raster import Raster, is_dask
+from pyr.raster import Raster
 
 __all__ = ["HOWS", "max_cells", "reduce_time"]
 
@@ -129,13 +131,8 @@ class _Reducer:
 
     def valid(self, date: np.ndarray) -> np.ndarray | None:
         """Where ``date`` holds data (``None``: everywhere)."""
-        mask: np.ndarray | None = None
-        if date.dtype.kind == "f":
-            mask = ~np.isnan(date)
-        if self.nodata is not None and not (isinstance(self.nodata, float) and math.isnan(self.nodata)):
-            ne = date != self.nodata
-            mask = ne if mask is None else mask & ne
-        return mask
+        gone = missing(date, self.nodata)
+        return None if gone is None else ~gone
 
     def __call__(self, blocks: Sequence[np.ndarray]) -> np.ndarray:
         if self.how in _STACKED:
@@ -447,7 +444,7 @@ def reduce_time(cube: Cube, how: str | Callable[[np.ndarray], Any] = "mean") -> 
         out_dtype = np.dtype("float32")
     kernel = _Reducer(how=name, func=func, nodata=cube.nodata, out_dtype=out_dtype, empty=empty)
     cells = max_cells(name, cube.ntimes, cube.count, dtype)
-    if is_dask(cube.data):
+    if is_lazy(cube.data):
         data = _reduce_lazy(cube.data, kernel, cells)
     else:
         data = _reduce_eager(np.asarray(cube.data), kernel, cells)
