@@ -13,7 +13,7 @@ import rasterio
 
 from pyr import Cube, GeoBox, Raster, read_zarr, write_zarr
 from pyr.cli import main
-from pyr.synth import times_of
+from pyr.testing.synth import times_of
 
 DEMO_ARGS = ["--size", "512", "--dates", "3"]
 
@@ -213,7 +213,7 @@ def test_quicklook_zarr_cube_date(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_quicklook_synthetic_scene_looks_like_a_scene(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from pyr.synth import make_series
+    from pyr.testing.synth import make_series
 
     (path,) = make_series(tmp_path / "s", size=1024, dates=1, block=256)
     out = tmp_path / "s.png"

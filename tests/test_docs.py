@@ -179,8 +179,8 @@ API_PAGES: dict[str, tuple[str, str, list[str]]] = {
     ),
     "synth.md": (
         "Synthetic data",
-        "Sentinel-2-like test series (`pyr.synth`), used by the tutorial, the demo and the benchmarks.",
-        ["pyr.synth.make_series", "pyr.synth.times_of", "pyr.synth.scene_array"],
+        "Sentinel-2-like test series (`pyr.testing.synth`), used by the tutorial, the demo and the benchmarks.",
+        ["pyr.testing.synth.make_series", "pyr.testing.synth.times_of", "pyr.testing.synth.scene_array"],
     ),
 }
 

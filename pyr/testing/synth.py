@@ -7,12 +7,11 @@ shadows, and a diagonal swath edge of nodata (0) as in real tiles. Some dates
 are "cloud-masked": cloudy pixels are set to nodata, as after applying SCL.
 
 Everything is computed from coarse random grids upsampled bilinearly, strip
-by strip, so a full 10980 x 10980 date takes seconds and a few hundred MB.
-The pixels depend only on ``(size, date_index, seed)``.
+by strip, so memory stays a few strips whatever the tile's size. The pixels depend only on ``(size, date_index, seed)``.
 
 Examples
 --------
->>> from pyr.synth import scene_array
+>>> from pyr.testing.synth import scene_array
 >>> a = scene_array(256, 0, seed=1)
 >>> a.shape, a.dtype.name, bool((a == 0).any()), int(a.max()) > 1000
 ((256, 256), 'uint16', True, True)
