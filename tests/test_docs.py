@@ -147,7 +147,7 @@ API_PAGES: dict[str, tuple[str, str, list[str]]] = {
     "compute.md": ("Computing", "Running lazy values (`pyr.compute`).", ["pyr.compute"]),
     "xarray.md": (
         "xarray interop",
-        "Converting to and from `xarray.DataArray` (`pyr.xr`; needs the `xarray` extra).",
+        "Converting to and from `xarray.DataArray` (`pyr.io.xarray`; needs the `xarray` extra).",
         ["pyr.to_xarray", "pyr.from_xarray"],
     ),
     "errors.md": (
@@ -298,7 +298,10 @@ def docstring_md(doc: str) -> str:
 
 def _members(cls: type) -> list[tuple[str, Any]]:
     found = []
-    for name, value in vars(cls).items():
+    merged: dict[str, Any] = {}  # members inherited from pyr's own bases too (Raster and Cube share theirs)
+    for klass in reversed([k for k in cls.__mro__ if k.__module__.startswith("pyr")]):
+        merged.update(vars(klass))
+    for name, value in merged.items():
         if name.startswith("_") and name != "__getitem__":
             continue
         documented = inspect.getdoc(value)

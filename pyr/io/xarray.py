@@ -24,6 +24,7 @@ from affine import Affine
 
 from pyr._curry import curried
 from pyr._lazy import is_lazy
+from pyr._values import band_names
 from pyr.cube import Cube, parse_times
 from pyr.errors import InvalidArgument
 from pyr.geobox import GeoBox
@@ -243,7 +244,7 @@ def _bands(da: Any, bdim: Hashable | None, count: int) -> tuple[str, ...] | None
         if isinstance(long_name, str) and count == 1:
             long_name = (long_name,)
         if isinstance(long_name, list | tuple) and len(long_name) == count:
-            names = tuple(str(d) if d else n for d, n in zip(long_name, names, strict=True))
+            names = band_names(str(d) if d else None for d in long_name)
     return names if len(set(names)) == len(names) else None
 
 
