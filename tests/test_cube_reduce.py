@@ -271,7 +271,7 @@ def test_bad_arguments():
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 7, 10, 16, 17, 31, 32])
 def test_median_sorting_network_sorts(n):
-    from pyr.ops.reduce import _sort_network
+    from pyr.ops._reducer import _sort_network
 
     rng = np.random.default_rng(n)
     values = rng.integers(0, 5, (n, 50)).astype("float32")  # many ties
