@@ -1,6 +1,6 @@
 """The benchmark input: a cached series of Sentinel-2-like B04 COGs.
 
-Uses ``pyr.synth.make_series`` when it exists; until then (or when it fails)
+Uses ``pyr.testing.synth.make_series`` when it exists; until then (or when it fails)
 a private generator writes the same kind of files: uint16 reflectance counts
 with spatial structure and sensor-like noise, nodata 0 in a corner wedge,
 DEFLATE, internal tiles of ``block`` pixels and overviews.
@@ -57,11 +57,11 @@ def _private_series(out_dir: Path, *, size: int, dates: int, seed: int, block: i
 def series(*, size: int, dates: int, seed: int = 0, block: int = 1024) -> tuple[list[str], str]:
     """Paths of the cached series and which generator made them."""
     try:
-        from pyr.synth import make_series  # type: ignore[import-not-found,unused-ignore]
+        from pyr.testing.synth import make_series  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         make_series = None
     if make_series is not None:
         out = CACHE / f"synth-{size}-{dates}-{seed}-{block}"
-        return [str(p) for p in make_series(out, size=size, dates=dates, seed=seed, block=block)], "pyr.synth"
+        return [str(p) for p in make_series(out, size=size, dates=dates, seed=seed, block=block)], "pyr.testing.synth"
     out = CACHE / f"private-{size}-{dates}-{seed}-{block}"
     return _private_series(out, size=size, dates=dates, seed=seed, block=block), "benchmarks._data (private)"

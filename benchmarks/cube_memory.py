@@ -4,7 +4,7 @@
 [--scheduler threads] [--workers 2] [--gdal-cachemax MB]``
 
 The input is a cached series of uint16 tiled DEFLATE GeoTIFFs in
-``benchmarks/.cache/`` (``pyr.synth.make_series`` through
+``benchmarks/.cache/`` (``pyr.testing.synth.make_series`` through
 ``benchmarks._data.series``; written on first use, which takes minutes at full
 size). Every run happens in a fresh child process (``--child``), so nothing
 is cached between runs; the parent samples the resident memory of the child's

@@ -3,12 +3,16 @@
 Import order (each module imports only from those above it)::
 
     errors, types, _imports     _imports: first imports of dask and zarr, safe across threads
+    _nodata                     nodata equality and masks
+    _blocks, _lazy              kernels on numpy blocks; the one lazy/eager decision
     geobox
+    _values                     what Raster and Cube share
     raster, cube
-    _blocks                     the one lazy/eager branch
+    _cluster, _fuse             the active cluster; fusing tasks so pixels stay where computed
     ops/                        pure transforms: rescale, map_blocks, stack, reduce_time
-    io/                         side effects: GeoTIFF, Zarr, GDAL env, sources
-    compute, xr                 running graphs; xarray interop (imports xarray lazily)
+    io/                         side effects: GeoTIFF, Zarr, GDAL env, sources, xarray
+    compute                     running graphs
+    testing/                    assertions, hypothesis strategies, synthetic series
     cli/                        the ``pyr`` command
 
 ``import pyr`` does not import xarray, distributed or matplotlib, nor dask
@@ -24,9 +28,9 @@ from pyr.geobox import GeoBox
 from pyr.io import cloud_env, configure, read, read_zarr, write_zarr
 from pyr.io.cube import check_sources, read_cube
 from pyr.io.tiff_write import write_tiff
+from pyr.io.xarray import from_xarray, to_xarray
 from pyr.ops import map_blocks, reduce_time, rescale, stack
 from pyr.raster import Raster
-from pyr.xr import from_xarray, to_xarray
 
 __version__ = "0.1.0"
 

@@ -10,8 +10,9 @@ import attrs
 from pyr._cluster import active_client
 from pyr._curry import curried
 from pyr._imports import ensure
+from pyr._lazy import is_lazy
 from pyr.cube import Cube
-from pyr.raster import Raster, is_dask
+from pyr.raster import Raster
 
 __all__ = ["compute"]
 
@@ -64,7 +65,7 @@ def compute(obj: Any, *, progress: bool = False) -> Any:
     False
     """
     if isinstance(obj, Raster | Cube):
-        if not is_dask(obj.data):
+        if not is_lazy(obj.data):
             return obj
         return attrs.evolve(obj, data=_run(obj.data, progress))
     return _run(obj, progress)

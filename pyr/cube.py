@@ -8,15 +8,16 @@ import attrs
 import numpy as np
 
 from pyr._imports import ensure
+from pyr._nodata import nodata_key
+from pyr._values import Pixels, is_geobox, to_bands, validate
 from pyr.geobox import GeoBox
-from pyr.raster import _is_geobox, _nodata_key, _repr, _to_bands, _validate, is_dask
 from pyr.types import parse_times
 
-__all__ = ["Cube", "parse_times"]
+__all__ = ["Cube"]
 
 
 @attrs.frozen(eq=False, repr=False)
-class Cube:
+class Cube(Pixels):
     """A time series of rasters on one grid: data ``(time, band, y, x)``.
 
     ``times`` is a 1-D ``datetime64[us]`` array (read-only; see :func:`pyr.types.parse_times`) or ``None``.
@@ -34,54 +35,26 @@ class Cube:
     """
 
     data: Any
-    geobox: GeoBox = attrs.field(validator=_is_geobox)
+    geobox: GeoBox = attrs.field(validator=is_geobox)
     nodata: float | int | None = None
-    bands: tuple[str, ...] = attrs.field(default=None, converter=_to_bands)
+    bands: tuple[str, ...] = attrs.field(default=None, converter=to_bands)
     times: np.ndarray | None = attrs.field(default=None)
 
     def __attrs_post_init__(self) -> None:
-        _validate(self, ndim=4, what="Cube", dims="(time, band, y, x)")
+        validate(self, ndim=4, dims="(time, band, y, x)")
         object.__setattr__(self, "times", parse_times(self.times, int(self.data.shape[0])))
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """``(time, band, y, x)``."""
-        return tuple(self.data.shape)
-
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        """The pixel dtype."""
-        dtype: np.dtype[Any] = np.dtype(self.data.dtype)
-        return dtype
-
-    @property
-    def count(self) -> int:
-        """Number of bands."""
-        return int(self.data.shape[1])
 
     @property
     def ntimes(self) -> int:
         """Number of dates."""
         return int(self.data.shape[0])
 
-    @property
-    def is_lazy(self) -> bool:
-        """Whether the data is a dask array."""
-        return is_dask(self.data)
-
-    @property
-    def chunks(self) -> tuple[tuple[int, ...], ...] | None:
-        """Dask chunks, or ``None`` when eager."""
-        return tuple(self.data.chunks) if self.is_lazy else None
-
-    def __repr__(self) -> str:
+    def _extra_repr(self) -> str:
         if self.times is None:
-            extra = ", times=None"
-        elif len(self.times):
-            extra = f", times=[{self.times[0]!s:.10}..{self.times[-1]!s:.10}]"
-        else:
-            extra = ", times=[]"
-        return _repr(self, "Cube", extra)
+            return ", times=None"
+        if len(self.times):
+            return f", times=[{self.times[0]!s:.10}..{self.times[-1]!s:.10}]"
+        return ", times=[]"
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Rebuild through __init__ so an unpickled (or copied) cube validates
@@ -93,4 +66,4 @@ class Cube:
         from dask.base import tokenize
 
         times = None if self.times is None else self.times.astype("int64").tolist()
-        return ("pyr.Cube", tokenize(self.data), self.geobox, _nodata_key(self.nodata), self.bands, times)
+        return ("pyr.Cube", tokenize(self.data), self.geobox, nodata_key(self.nodata), self.bands, times)

@@ -6,6 +6,7 @@ coordinates (GDAL convention: pixel corners, ``(col, row)`` order) and a CRS.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -57,7 +58,27 @@ def _to_crs(value: Any) -> CRS | None:
 
 
 def _crs_key(crs: CRS | None) -> str | None:
-    return None if crs is None else crs.to_wkt()
+    """What identifies a CRS for equality and hashing: ``"EPSG:<code>"`` or a canonical WKT2.
+
+    GDAL spells one CRS in several WKT forms (WKT1 or WKT2, a datum or a
+    datum ensemble), and which one a dataset reports can depend on what its
+    thread opened before; comparing the text would call those different.
+    The key is the authority code when PROJ identifies the CRS exactly
+    (confidence 100), else the CRS's WKT2 (2019), computed once per spelling.
+    """
+    return None if crs is None else _canonical(crs.to_wkt())
+
+
+@functools.lru_cache(maxsize=1024)
+def _canonical(wkt: str) -> str:
+    crs = CRS.from_wkt(wkt)
+    try:
+        authority = crs.to_authority(confidence_threshold=100)
+    except CRSError:
+        authority = None
+    if authority is not None:
+        return f"{authority[0]}:{authority[1]}"
+    return str(crs.to_wkt(version="WKT2_2019"))
 
 
 @attrs.frozen(repr=False)

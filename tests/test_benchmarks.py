@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pyr.synth import make_series
+from pyr.testing.synth import make_series
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,7 @@ import rasterio
 
 from pyr import Cube, GeoBox, Raster, read_zarr, write_zarr
 from pyr.cli import main
-from pyr.synth import times_of
+from pyr.testing.synth import times_of
 
 DEMO_ARGS = ["--size", "512", "--dates", "3"]
 
@@ -159,7 +159,7 @@ def test_demo_finishes_without_matplotlib_or_xarray(tmp_path: Path) -> None:
 
 
 def test_quicklook_without_matplotlib(tmp_path: Path) -> None:
-    from pyr.synth import make_series
+    from pyr.testing.synth import make_series
 
     (path,) = make_series(tmp_path / "s", size=512, dates=1, block=256)
     out = tmp_path / "s.png"
@@ -276,7 +276,7 @@ def test_quicklook_zarr_cube_date(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_quicklook_synthetic_scene_looks_like_a_scene(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from pyr.synth import make_series
+    from pyr.testing.synth import make_series
 
     (path,) = make_series(tmp_path / "s", size=1024, dates=1, block=256)
     out = tmp_path / "s.png"

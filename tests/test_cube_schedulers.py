@@ -16,6 +16,7 @@ import pytest
 import rasterio
 from affine import Affine
 
+import pyr
 from pyr import GeoBox, read_cube, read_zarr, reduce_time, write_zarr
 from pyr.io.cube import LOGGER_NAME, check_sources
 from pyr.testing import assert_raster_equal
@@ -52,6 +53,8 @@ def expected_mean(paths: list[Path]) -> np.ndarray:
 def workflow(paths: list[Path], out: Path) -> None:
     cube = read_cube(paths, chunks=32, times=TIMES)
     mean = reduce_time(cube, "mean")
+    # Computed directly too: each reduce task reads its own chunks (fused), on every scheduler.
+    np.testing.assert_allclose(pyr.compute(mean).data, expected_mean(paths), rtol=1e-6, equal_nan=True)
     write_zarr(mean, out / "mean.zarr", compute=False).compute()
     write_zarr(cube, out / "cube.zarr", compute=False).compute()
     back_mean = read_zarr(out / "mean.zarr")

@@ -172,7 +172,7 @@ API_PAGES: dict[str, tuple[str, str, list[str]]] = {
     "compute.md": ("Computing", "Running lazy values (`pyr.compute`).", ["pyr.compute"]),
     "xarray.md": (
         "xarray interop",
-        "Converting to and from `xarray.DataArray` (`pyr.xr`; needs the `xarray` extra).\n\n"
+        "Converting to and from `xarray.DataArray` (`pyr.io.xarray`; needs the `xarray` extra).\n\n"
         "To open a store pyr wrote without pyr, use `xarray.open_zarr(store)` (rioxarray then finds its CRS,"
         ' transform and nodata) or GDAL\'s `ZARR:"store":/band_data`. `rioxarray.open_rasterio(store)` cannot'
         ' open the store itself (a folder of arrays to GDAL): give it `ZARR:"store":/band_data`, where a cube\'s'
@@ -208,8 +208,8 @@ API_PAGES: dict[str, tuple[str, str, list[str]]] = {
     ),
     "synth.md": (
         "Synthetic data",
-        "Sentinel-2-like test series (`pyr.synth`), used by the tutorial, the demo and the benchmarks.",
-        ["pyr.synth.make_series", "pyr.synth.times_of", "pyr.synth.scene_array"],
+        "Sentinel-2-like test series (`pyr.testing.synth`), used by the tutorial, the demo and the benchmarks.",
+        ["pyr.testing.synth.make_series", "pyr.testing.synth.times_of", "pyr.testing.synth.scene_array"],
     ),
 }
 
@@ -327,7 +327,10 @@ def docstring_md(doc: str) -> str:
 
 def _members(cls: type) -> list[tuple[str, Any]]:
     found = []
-    for name, value in vars(cls).items():
+    merged: dict[str, Any] = {}  # members inherited from pyr's own bases too (Raster and Cube share theirs)
+    for klass in reversed([k for k in cls.__mro__ if k.__module__.startswith("pyr")]):
+        merged.update(vars(klass))
+    for name, value in merged.items():
         if name.startswith("_") and name != "__getitem__":
             continue
         documented = inspect.getdoc(value)

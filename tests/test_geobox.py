@@ -220,3 +220,94 @@ def test_repr_is_short():
     text = repr(gb)
     assert text == "GeoBox(shape=(10980, 10980), res=(10, -10), origin=(199980, 2800020), crs=EPSG:32629)"
     assert "crs=None" in repr(GeoBox((1, 1), Affine.identity()))
+
+
+# --- CRS equality follows the CRS, not its spelling ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "version"),
+    [
+        (4326, "WKT2_2019"),
+        (4326, "WKT2_2015"),
+        (3857, "WKT1_ESRI"),
+        (32631, "WKT1_ESRI"),
+        (3035, "WKT2_2019"),
+        (8858, "WKT2_2015"),
+    ],
+)
+def test_equality_and_hash_follow_the_crs_not_its_wkt_spelling(code, version):
+    t = Affine(1, 0, 0, 0, -1, 0)
+    by_code = GeoBox((2, 2), t, CRS.from_epsg(code))
+    by_wkt = GeoBox((2, 2), t, CRS.from_wkt(CRS.from_epsg(code).to_wkt(version=version)))
+    assert by_code.crs.to_wkt() != by_wkt.crs.to_wkt()  # two spellings...
+    assert by_code.crs == by_wkt.crs  # that rasterio calls equal...
+    assert by_code == by_wkt  # ...of one CRS
+    assert hash(by_code) == hash(by_wkt)
+    assert tokenize(by_code) == tokenize(by_wkt)
+    assert by_code != GeoBox((2, 2), t, CRS.from_epsg(32632))
+
+
+def test_a_crs_without_an_epsg_code_compares_by_its_definition():
+    t = Affine(1, 0, 0, 0, -1, 0)
+    proj = "+proj=laea +lat_0=52 +lon_0=10.5 +x_0=4321000 +y_0=3210000 +ellps=GRS80 +units=m +no_defs"
+    a = GeoBox((2, 2), t, CRS.from_proj4(proj))
+    b = GeoBox((2, 2), t, CRS.from_wkt(CRS.from_proj4(proj).to_wkt(version="WKT2_2019")))
+    assert a == b
+    assert hash(a) == hash(b)
+    assert a != GeoBox((2, 2), t, CRS.from_proj4(proj.replace("+lon_0=10.5", "+lon_0=11")))
+
+
+def test_lazy_read_of_an_equal_earth_file_on_threads_after_another_read(real_data, tmp_path):
+    """GDAL's WKT for EPSG:8858 differs between the main thread and a worker thread (datum vs ensemble).
+
+    A Landsat 7 band (odd/L7_ETMs.tif) warped to EPSG:8858 and read lazily on the threaded scheduler
+    after another file was read: before CRSs compared by their meaning, every chunk task raised
+    GridMismatch (the grid in the error equal, word for word, to the expected one).
+    """
+    import subprocess
+    import sys
+
+    import rasterio
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    target = CRS.from_epsg(8858)
+    path = tmp_path / "l7_8858.tif"
+    with rasterio.open(real_data / "odd" / "L7_ETMs.tif") as src:
+        transform, width, height = calculate_default_transform(src.crs, target, src.width, src.height, *src.bounds)
+        profile = {
+            "driver": "GTiff",
+            "dtype": src.dtypes[0],
+            "count": 1,
+            "width": width,
+            "height": height,
+            "crs": target,
+            "transform": transform,
+            "nodata": 0,
+            "tiled": True,
+            "blockxsize": 64,
+            "blockysize": 64,
+        }
+        with rasterio.open(path, "w", **profile) as dst:
+            reproject(rasterio.band(src, 1), rasterio.band(dst, 1), resampling=Resampling.nearest)
+        expected = rasterio.open(path).read()
+    # In a fresh process (this one has GDAL state from writing the file): one read, then the lazy read.
+    code = (
+        "import sys, dask, numpy as np, pyr\n"
+        "pyr.read(sys.argv[1])\n"
+        "lazy = pyr.read(sys.argv[2], chunks=128)\n"
+        "with dask.config.set(scheduler='threads', num_workers=4):\n"
+        "    got = pyr.compute(lazy)\n"
+        "np.save(sys.argv[3], got.data)\n"
+        "print(got.geobox.epsg)\n"
+    )
+    out = tmp_path / "got.npy"
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(real_data / "odd" / "RGB.byte.tif"), str(path), str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["8858"]
+    np.testing.assert_array_equal(np.load(out), expected)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import attrs
 import dask.array as da
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 
 import pyr
 from pyr import Cube, GeoBox, Raster
+from pyr.ops.reduce import HOWS
 from pyr.testing import assert_raster_equal, raise_if_dask_computes
 from pyr.testing.strategies import chunkings, cubes, dtypes, geoboxes, nodatas, rasters
 
@@ -302,3 +304,111 @@ def test_lazy_in_lazy_out_eager_in_eager_out(op):
     r = Raster(np.ones((1, 4, 4), "float32"), gb)
     assert not op(r).is_lazy
     assert op(lazy_copy(r, (1, 2, 2))).is_lazy
+
+
+# --- the table: every public operation on Raster and Cube, lazy == eager --------------------
+
+
+@attrs.frozen
+class Case:
+    """One public operation: ``op(value, scratch_dir)``, on which kind of value, and what laziness it keeps.
+
+    ``lazy_out``: ``True`` when lazy in must give lazy out, ``False`` when the result is eager
+    either way (``compute``, and round trips through a file read back eagerly).
+    """
+
+    name: str
+    op: Any
+    kinds: tuple[str, ...] = ("raster", "cube")
+    lazy_out: bool = True
+
+
+def _zarr_round_trip(obj: Raster | Cube, scratch: Path) -> Raster | Cube:
+    pyr.write_zarr(obj, scratch / "store.zarr")
+    return pyr.read_zarr(scratch / "store.zarr", chunks=None)
+
+
+def _tiff_round_trip(obj: Raster, scratch: Path) -> Raster:
+    pyr.write_tiff(obj, scratch / "out.tif")
+    return pyr.read(scratch / "out.tif")
+
+
+def _box_sum(block: np.ndarray) -> np.ndarray:
+    """Sum over the 5x5 window that exists around each cell (a depth-2 neighbourhood kernel)."""
+    b = block.astype("float64")
+    padded = np.pad(b, ((0, 0), (2, 2), (2, 2)))
+    h, w = b.shape[-2:]
+    return sum(padded[:, dy : dy + h, dx : dx + w] for dy in range(5) for dx in range(5))
+
+
+CASES = [
+    Case("rescale", lambda o, _: pyr.rescale(o, scale=0.25, offset=-3.0, clip=(-1e4, 1e4))),
+    Case("map_blocks", lambda o, _: pyr.map_blocks(lambda b: b[::-1] * 2, o, dtype=o.dtype)),
+    Case("map_blocks depth=2", lambda o, _: pyr.map_blocks(_box_sum, o, dtype="float64", depth=2)),
+    Case(
+        "map_blocks two inputs",
+        lambda o, _: pyr.map_blocks(lambda a, b: a.astype("float64") - b, o, o, dtype="float64"),
+    ),
+    Case("stack", lambda o, _: pyr.stack([o, o], times=["2024-06-12", "2024-07-12"]), kinds=("raster",)),
+    *(Case(f"reduce_time {how}", lambda o, _, how=how: pyr.reduce_time(o, how), kinds=("cube",)) for how in HOWS),
+    Case("reduce_time callable", lambda o, _: pyr.reduce_time(o, _spread), kinds=("cube",)),
+    Case("compute", lambda o, _: pyr.compute(o), lazy_out=False),
+    Case("to/from xarray", lambda o, _: pyr.from_xarray(pyr.to_xarray(o))),
+    Case("write/read_zarr", _zarr_round_trip, lazy_out=False),
+    Case("write_tiff/read", _tiff_round_trip, kinds=("raster",), lazy_out=False),
+]
+
+
+def _spread(a: np.ndarray) -> np.ndarray:
+    return np.fmax.reduce(a, axis=0) - np.fmin.reduce(a, axis=0)
+
+
+@st.composite
+def values_and_chunkings(draw, kind: str):
+    """An eager raster or cube (on a projected grid, so every writer takes it) and two chunkings of it."""
+    gb = draw(geoboxes(max_side=18, crs="EPSG:32631"))
+    if kind == "raster":
+        obj = draw(rasters(lazy=False, geobox=gb, max_bands=2))
+        return obj, [draw(chunkings(obj.shape)) for _ in range(2)]
+    obj = draw(cubes(lazy=False, max_side=14, max_times=4))
+    return obj, [(draw(st.integers(1, obj.ntimes)), *draw(chunkings(obj.shape))[1:]) for _ in range(2)]
+
+
+@pytest.mark.parametrize(
+    ("case", "kind"),
+    [(case, kind) for case in CASES for kind in case.kinds],
+    ids=lambda v: v.name if isinstance(v, Case) else v,
+)
+@settings(max_examples=8, deadline=None)
+@given(data=st.data())
+def test_every_public_operation_lazy_equals_eager_under_any_chunking(case, kind, data):
+    """The rule, as one table: each operation on an eager value and on two lazy chunkings of it agree."""
+    obj, chunk_choices = data.draw(values_and_chunkings(kind))
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp)
+        (scratch / "eager").mkdir()
+        expected = case.op(obj, scratch / "eager")
+        assert not expected.is_lazy
+        for i, chunks in enumerate(chunk_choices):
+            (scratch / f"lazy{i}").mkdir()
+            lazy = lazy_copy(obj, chunks)
+            if case.lazy_out:
+                with raise_if_dask_computes():
+                    got = case.op(lazy, scratch / f"lazy{i}")
+                assert got.is_lazy
+            else:
+                got = case.op(lazy, scratch / f"lazy{i}")
+            assert_raster_equal(got, expected)
+
+
+def test_one_module_decides_lazy_or_eager():
+    """Only pyr/_lazy.py tells dask arrays from numpy ones; everything else asks it."""
+    import re
+
+    root = Path(pyr.__file__).parent
+    probe = re.compile(r"^def is_(dask|lazy)\(|__module__\.startswith\(\"dask|isinstance\([^)]*da\.Array", re.MULTILINE)
+    deciders = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if probe.search(p.read_text()))
+    assert deciders == ["_lazy.py"]
+    import pyr.raster as values_module
+
+    assert not hasattr(values_module, "is_dask")

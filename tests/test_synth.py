@@ -11,7 +11,7 @@ import pytest
 import rasterio
 
 from pyr import InvalidArgument
-from pyr.synth import ORIGIN, make_series, scene_array, times_of
+from pyr.testing.synth import ORIGIN, make_series, scene_array, times_of
 
 SIZE = 384
 

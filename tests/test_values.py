@@ -15,6 +15,8 @@ from dask.base import tokenize
 from hypothesis import given
 
 from pyr import Cube, GeoBox, InvalidArgument, Raster
+from pyr._nodata import missing, nodata_key, same_nodata
+from pyr._values import Pixels, band_names
 from pyr.testing import assert_raster_equal, raise_if_dask_computes
 from pyr.testing.strategies import cubes, rasters
 from pyr.types import parse_nodata
@@ -263,3 +265,48 @@ def test_assert_raster_equal_detects_differences():
     ):
         with pytest.raises(AssertionError):
             assert_raster_equal(other, r)
+
+
+# --- one home for shared concepts ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        (None, None, True),
+        (None, 0, False),
+        (0, None, False),
+        (0, 0, True),
+        (0, 0.0, True),
+        (0, 1, False),
+        (math.nan, math.nan, True),
+        (math.nan, 0.0, False),
+        (-9999.0, -9999.0, True),
+        (2**53 - 1, 2**53 - 1, True),
+    ],
+)
+def test_same_nodata(a, b, same):
+    assert same_nodata(a, b) is same
+    assert same_nodata(b, a) is same
+    assert (nodata_key(a) == nodata_key(b)) is same
+
+
+def test_missing_cells():
+    floats = np.array([0.0, 1.0, np.nan, 5.0])
+    assert missing(floats, 0.0).tolist() == [True, False, True, False]
+    assert missing(floats, math.nan).tolist() == [False, False, True, False]
+    assert missing(floats, None).tolist() == [False, False, True, False]
+    assert missing(np.array([0, 3], "uint8"), None) is None
+    assert missing(np.array([0, 3], "uint8"), 3).tolist() == [False, True]
+
+
+def test_band_names_from_descriptions():
+    assert band_names(["red", None, "", "nir"]) == ("red", "2", "3", "nir")
+    assert band_names([]) == ()
+
+
+@pytest.mark.parametrize("cls", [Raster, Cube])
+def test_raster_and_cube_share_one_base(cls):
+    assert issubclass(cls, Pixels)
+    for name in ("shape", "dtype", "count", "is_lazy", "chunks", "__repr__"):
+        assert name not in vars(cls), f"{cls.__name__} redefines {name}; it belongs to pyr._values.Pixels"

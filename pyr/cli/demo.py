@@ -27,7 +27,7 @@ B04 COGs -- uint16, nodata 0, EPSG:32631, 10 m, DEFLATE, tiled, overviews,
 fields, forests, lakes, clouds and a swath edge -- then run pyr's reference
 workflow on them, printing each step with its time and throughput:
 
-   1. generate the series (pyr.synth.make_series)
+   1. generate the series (pyr.testing.synth.make_series)
    2. open one date lazily (pyr.read, chunks aligned to the COG tiles)
    3. rescale it to reflectance (pyr.rescale: * 1e-4, clipped to 0..1)
    4. write it to Zarr in parallel (write_zarr(compute=False) + compute)
@@ -170,7 +170,7 @@ def _all_done(*_: Any) -> None:
 
 def _cube(paths: list[Path], chunks: int) -> tuple[Any, str]:
     from pyr import read, read_cube, stack
-    from pyr.synth import times_of
+    from pyr.testing.synth import times_of
 
     times = times_of(paths)
     try:
@@ -220,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pyr import compute, read, read_zarr, reduce_time, rescale, write_tiff, write_zarr
     from pyr.cli import quicklook
-    from pyr.synth import make_series
+    from pyr.testing.synth import make_series
 
     if args.size < 64:
         raise InvalidArgument(f"--size {args.size}: expected at least 64 pixels.")
@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"scheduler: {where}; chunks {chunks} x {chunks}; throughput = uncompressed MB processed per second")
         date_bytes = args.size * args.size * 2
 
-        with steps.step(f"generate the series (pyr.synth.make_series, block {block}) in {out / 'scenes'}") as s:
+        with steps.step(f"generate the series (pyr.testing.synth.make_series, block {block}) in {out / 'scenes'}") as s:
             folder = out / "scenes"
             before = {p.name: p.stat().st_mtime_ns for p in folder.glob("B04_*.tif")} if folder.is_dir() else {}
             paths = make_series(folder, size=args.size, dates=args.dates, seed=args.seed, block=block)

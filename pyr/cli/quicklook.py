@@ -138,15 +138,15 @@ def draw(
     source: str, out: str, args: argparse.Namespace, heading: str | None = None
 ) -> tuple[tuple[int, int], tuple[int, int], str]:
     """Write the picture (titled ``heading``, default the source); returns (picture size, cells read, level read)."""
+    from pyr._lazy import is_lazy
     from pyr.cli._plot import check_png_path, decimated_geobox, render
-    from pyr.raster import is_dask
 
     check_png_path(out)
     raster, level, band = _zarr_layer(source, args) if is_zarr(source) else _tiff_layer(source, args)
     geobox: GeoBox = raster.geobox
     step = max(1, math.ceil(max(geobox.shape) / (2 * TARGET)))
     data = raster.data[0, ::step, ::step]
-    if is_dask(data):
+    if is_lazy(data):
         data = data.compute()
     if step > 1:
         geobox = decimated_geobox(geobox, step)

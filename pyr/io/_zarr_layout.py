@@ -13,12 +13,13 @@ import attrs
 import numpy as np
 
 from pyr._imports import ensure
+from pyr._lazy import is_lazy as is_dask  # the lead switches these calls to is_lazy
 from pyr._warnings import quiet
 from pyr.cube import Cube
 from pyr.errors import InvalidArgument
 from pyr.geobox import GeoBox
 from pyr.io import cf
-from pyr.raster import Raster, is_dask
+from pyr.raster import Raster
 
 __all__ = [
     "DEFAULT_NAME",

@@ -23,12 +23,12 @@ import numpy as np
 
 from pyr._curry import curried
 from pyr._imports import ensure
-from pyr.cube import Cube, parse_times
+from pyr.cube import Cube
 from pyr.errors import GridMismatch, InvalidArgument, ReadError
 from pyr.io.gdal.sources import SourceSpec, display_name
 from pyr.io.tiff import Header, auto_chunks, read_header, read_window, source_spec, split
 from pyr.ops.reduce import max_cells
-from pyr.types import parse_band_indices, parse_chunks2d
+from pyr.types import parse_band_indices, parse_chunks2d, parse_times
 
 __all__ = ["LOGGER_NAME", "check_sources", "read_cube", "read_date_chunk"]
 

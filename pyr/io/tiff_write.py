@@ -26,9 +26,10 @@ import numpy as np
 from pyr._curry import curried
 from pyr._fuse import fuse_writes
 from pyr._imports import ensure
+from pyr._lazy import is_lazy as is_dask  # the lead switches these calls to is_lazy
 from pyr.errors import InvalidArgument, WriteError
 from pyr.geobox import GeoBox
-from pyr.raster import Raster, is_dask
+from pyr.raster import Raster
 
 __all__ = ["write_tiff"]
 

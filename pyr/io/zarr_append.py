@@ -37,6 +37,7 @@ import numpy as np
 
 from pyr._fuse import fuse_writes
 from pyr._imports import ensure
+from pyr._lazy import is_lazy as is_dask  # the lead switches these calls to is_lazy
 from pyr.cube import Cube
 from pyr.errors import GridMismatch, IncompleteStore, InvalidArgument, ReadError, WriteError
 from pyr.io import cf
@@ -45,7 +46,6 @@ from pyr.io._zarr_target import Target
 from pyr.io._zarr_target import flatten_keys as _flatten
 from pyr.io.sources import display_name
 from pyr.io.zarrio import _nodata, create_object, write_chunk
-from pyr.raster import is_dask
 from pyr.types import parse_nodata
 
 __all__ = ["AppendPlan", "append_graph"]

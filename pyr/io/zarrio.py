@@ -36,12 +36,13 @@ import numpy as np
 from pyr._curry import curried
 from pyr._fuse import fuse_writes
 from pyr._imports import ensure
+from pyr._lazy import is_lazy as is_dask  # the lead switches these calls to is_lazy
 from pyr._malloc import tune_once as tune_malloc_once
 from pyr.cube import Cube
 from pyr.errors import IncompleteStore, InvalidArgument, ReadError, StoreExists, WriteError
 from pyr.io import _zarr_direct, cf
 from pyr.io.sources import display_name
-from pyr.raster import Raster, is_dask
+from pyr.raster import Raster
 
 if TYPE_CHECKING:
     from dask.delayed import Delayed

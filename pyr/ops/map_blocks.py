@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import attrs
 import numpy as np
 
-from pyr import _blocks
+from pyr import _blocks, _lazy
 from pyr._curry import curried_kernel
 from pyr._imports import ensure
 from pyr.cube import Cube
@@ -96,7 +96,7 @@ def map_blocks(
     else:
         out_nodata = parse_nodata(nodata, out_dtype)
     kernel = func if kind is Raster else _blocks.per_date(func)
-    data = _blocks.apply(
+    data = _lazy.apply(
         kernel,
         [r.data for r in inputs],
         dtype=out_dtype,

@@ -9,8 +9,9 @@ from typing import Any, TypeVar
 import attrs
 import numpy as np
 
-from pyr import _blocks
+from pyr import _blocks, _lazy
 from pyr._curry import curried
+from pyr._nodata import is_value
 from pyr.cube import Cube
 from pyr.errors import InvalidArgument
 from pyr.raster import Raster
@@ -37,7 +38,7 @@ def _rescale_kernel(
         np.add(out, dtype.type(offset), out=out)
     if clip is not None:
         np.clip(out, dtype.type(clip[0]), dtype.type(clip[1]), out=out)
-    if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
+    if is_value(nodata):
         out[block == nodata] = np.nan
     return out
 
@@ -87,7 +88,7 @@ def rescale(
         clip = (lo, hi)
     kernel = _KernelPartial(scale=scale, offset=offset, clip=clip, dtype=dt, nodata=raster.nodata)
     func = kernel if isinstance(raster, Raster) else _blocks.per_date(kernel)
-    data = _blocks.apply(func, [raster.data], dtype=dt, out_bands=raster.count, name="pyr-rescale")
+    data = _lazy.apply(func, [raster.data], dtype=dt, out_bands=raster.count, name="pyr-rescale")
     return attrs.evolve(raster, data=data, nodata=math.nan)
 
 

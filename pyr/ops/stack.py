@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from pyr._curry import curried
-from pyr._imports import ensure
+from pyr._lazy import stack as stack_arrays
+from pyr._nodata import same_nodata
 from pyr.cube import Cube
 from pyr.errors import GridMismatch, InvalidArgument
-from pyr.raster import Raster, is_dask
+from pyr.raster import Raster
 from pyr.types import TimesLike, parse_times
 
 __all__ = ["stack"]
-
-
-def _same_nodata(a: float | int | None, b: float | int | None) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return bool(a == b) and isinstance(a, float) == isinstance(b, float)
 
 
 def _difference(first: Raster, other: Raster) -> str | None:
@@ -32,7 +22,7 @@ def _difference(first: Raster, other: Raster) -> str | None:
         return f"grid {other.geobox!r} instead of {first.geobox!r}"
     if other.dtype != first.dtype:
         return f"dtype {other.dtype} instead of {first.dtype}"
-    if not _same_nodata(other.nodata, first.nodata):
+    if not same_nodata(other.nodata, first.nodata):
         return f"nodata {other.nodata!r} instead of {first.nodata!r}"
     if other.bands != first.bands:
         return f"bands {other.bands!r} instead of {first.bands!r}"
@@ -88,15 +78,5 @@ def stack(rasters: Sequence[Raster], *, times: TimesLike = None) -> Cube:
         if why is not None:
             raise GridMismatch(f"stack: raster {i} (0-based position) does not match raster 0: it has {why}.")
     parsed = parse_times(times, len(items))
-    lazy = [r for r in items if is_dask(r.data)]
-    if not lazy:
-        data: Any = np.stack([r.data for r in items])
-    else:
-        ensure("dask.array")
-        import dask.array as da
-
-        chunks = lazy[0].data.chunks
-        data = da.stack(
-            [r.data.rechunk(chunks) if is_dask(r.data) else da.from_array(r.data, chunks=chunks) for r in items]
-        )
+    data = stack_arrays([r.data for r in items])
     return Cube(data, first.geobox, nodata=first.nodata, bands=first.bands, times=parsed)

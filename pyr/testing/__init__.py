@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,14 +12,12 @@ from typing import Any
 import numpy as np
 
 from pyr._imports import ensure
+from pyr._lazy import to_numpy
+from pyr._nodata import same_nodata
 from pyr.cube import Cube
-from pyr.raster import Raster, is_dask
+from pyr.raster import Raster
 
 __all__ = ["CountingScheduler", "assert_raster_equal", "raise_if_dask_computes"]
-
-
-def _values(data: Any) -> np.ndarray:
-    return np.asarray(data.compute() if is_dask(data) else data)
 
 
 def assert_raster_equal(
@@ -41,7 +38,7 @@ def assert_raster_equal(
     assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
     if check_dtype:
         assert actual.dtype == expected.dtype, f"dtype {actual.dtype} != {expected.dtype}"
-    assert _same_nodata(actual.nodata, expected.nodata), f"nodata {actual.nodata!r} != {expected.nodata!r}"
+    assert same_nodata(actual.nodata, expected.nodata), f"nodata {actual.nodata!r} != {expected.nodata!r}"
     assert actual.bands == expected.bands, f"bands {actual.bands} != {expected.bands}"
     if isinstance(actual, Cube) and isinstance(expected, Cube):
         if actual.times is None or expected.times is None:
@@ -49,19 +46,11 @@ def assert_raster_equal(
             assert expected.times is None, "times: got None"
         else:
             np.testing.assert_array_equal(actual.times, expected.times, err_msg="times differ")
-    a, e = _values(actual.data), _values(expected.data)
+    a, e = to_numpy(actual.data), to_numpy(expected.data)
     if rtol or atol:
         np.testing.assert_allclose(a, e, rtol=rtol, atol=atol, equal_nan=True)
     else:
         np.testing.assert_array_equal(a, e, strict=False)
-
-
-def _same_nodata(a: float | int | None, b: float | int | None) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return a == b
 
 
 class CountingScheduler:

@@ -23,12 +23,14 @@ import numpy as np
 from affine import Affine
 
 from pyr._curry import curried
-from pyr.cube import Cube, parse_times
+from pyr._lazy import is_lazy
+from pyr._values import band_names
+from pyr.cube import Cube
 from pyr.errors import InvalidArgument
 from pyr.geobox import GeoBox
 from pyr.io import cf
-from pyr.raster import Raster, is_dask
-from pyr.types import parse_nodata
+from pyr.raster import Raster
+from pyr.types import parse_nodata, parse_times
 
 __all__ = ["from_xarray", "to_xarray"]
 
@@ -50,7 +52,7 @@ def _import_xarray() -> Any:
 
 def _read_only(data: Any) -> Any:
     """A read-only view of a numpy array (values are never mutated); dask as is."""
-    if is_dask(data):
+    if is_lazy(data):
         return data
     view = np.asarray(data).view()
     view.flags.writeable = False
@@ -242,7 +244,7 @@ def _bands(da: Any, bdim: Hashable | None, count: int) -> tuple[str, ...] | None
         if isinstance(long_name, str) and count == 1:
             long_name = (long_name,)
         if isinstance(long_name, list | tuple) and len(long_name) == count:
-            names = tuple(str(d) if d else n for d, n in zip(long_name, names, strict=True))
+            names = band_names(str(d) if d else None for d in long_name)
     return names if len(set(names)) == len(names) else None
 
 

@@ -1,0 +1,57 @@
+"""Nodata, one home: whether two nodata values are the same, and which cells a nodata value marks.
+
+A nodata value is ``None`` (no cell is missing by value), a Python ``int``
+or ``float`` of the data's kind (:func:`pyr.types.parse_nodata` makes it
+one), or NaN. NaN is equal to NaN here, unlike ``==``; and in a float
+array a NaN cell holds no data whatever the nodata value.
+
+>>> import math
+>>> same_nodata(math.nan, float("nan")), same_nodata(0, None), is_value(math.nan)
+(True, False, False)
+>>> import numpy as np
+>>> missing(np.array([0.0, 1.0, np.nan]), 0).tolist()
+[True, False, True]
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["is_nan", "is_value", "missing", "nodata_key", "same_nodata"]
+
+Nodata = float | int | None
+
+
+def is_nan(nodata: Nodata) -> bool:
+    """Whether ``nodata`` is NaN."""
+    return isinstance(nodata, float) and math.isnan(nodata)
+
+
+def is_value(nodata: Nodata) -> bool:
+    """Whether pixels can equal ``nodata`` (it is neither ``None`` nor NaN)."""
+    return nodata is not None and not is_nan(nodata)
+
+
+def same_nodata(a: Nodata, b: Nodata) -> bool:
+    """Whether two nodata values mark the same cells: both ``None``, both NaN, or equal numbers."""
+    if a is None or b is None:
+        return a is None and b is None
+    if is_nan(a) or is_nan(b):
+        return is_nan(a) and is_nan(b)
+    return bool(a == b)
+
+
+def nodata_key(nodata: Nodata) -> object:
+    """A hashable, tokenizable stand-in for ``nodata`` that is equal for two NaNs."""
+    return "nan" if is_nan(nodata) else nodata
+
+
+def missing(block: np.ndarray, nodata: Nodata) -> np.ndarray | None:
+    """Where ``block`` holds no data (NaN in a float block, or ``nodata``); ``None`` when nowhere can."""
+    mask: np.ndarray | None = np.isnan(block) if block.dtype.kind == "f" else None
+    if is_value(nodata):
+        eq: np.ndarray = block == nodata
+        mask = eq if mask is None else mask | eq
+    return mask
