@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyr.io import _zarr_direct
+from pyr.io.zarr import chunks as _zarr_direct
 
 
 def spy_direct(monkeypatch, name):

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pyr
-from pyr.io import _zarr_direct
+from pyr.io.zarr import chunks as _zarr_direct
 from pyr.testing import assert_raster_equal
 from pyr.testing.strategies import chunkings, cubes, rasters
 
