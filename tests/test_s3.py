@@ -152,50 +152,6 @@ def _small(values: np.ndarray, chunks: tuple[int, ...]) -> pyr.Raster:
     return pyr.Raster(da.from_array(values, chunks=chunks), gb, nodata=-1)
 
 
-def _prefix(objects: dict[str, bytes], prefix: str) -> dict[str, bytes]:
-    return {k[len(prefix) :]: v for k, v in objects.items() if k.startswith(prefix)}
-
-
-@pytest.mark.parametrize("scheduler", ["sync", "threads"])
-def test_failed_mode_w_keeps_the_old_s3_store(s3_endpoint, bucket, monkeypatch, scheduler):
-    # SPEC: no failure deletes data that existed before the call; on an object store too.
-    import dask
-    from test_zarr import fail_chunk_write_at
-
-    opts = storage_options(s3_endpoint)
-    store = f"s3://{bucket}/keep.zarr"
-    old = _small(np.arange(2 * 8 * 6, dtype="int16").reshape(2, 8, 6), (2, 4, 3))
-    pyr.write_zarr(old, store, storage_options=opts)
-    before = _prefix(all_objects(s3_endpoint, bucket), "keep.zarr/")
-    fail_chunk_write_at(monkeypatch, row=0, col=0)
-    new = _small(np.ones((1, 8, 6), dtype="int16"), (1, 4, 3))
-    with pytest.raises(OSError, match="on purpose"), dask.config.set(scheduler=scheduler):
-        pyr.write_zarr(new, store, mode="w", storage_options=opts)
-    assert _prefix(all_objects(s3_endpoint, bucket), "keep.zarr/") == before
-    assert_raster_equal(pyr.read_zarr(store, storage_options=opts), pyr.compute(old))
-    assert not staged_keys(s3_endpoint, bucket)  # the failed write removed what it staged
-
-
-def staged_keys(endpoint: str, bucket: str) -> set[str]:
-    return {k.split("/")[0] for k in all_objects(endpoint, bucket) if ".pyr-staging-" in k.split("/")[0]}
-
-
-def test_mode_w_replaces_an_s3_store_with_nothing_stale_left(s3_endpoint, bucket):
-    opts = storage_options(s3_endpoint)
-    store = f"s3://{bucket}/out/r.zarr"
-    old = _small(np.arange(3 * 8 * 6, dtype="int16").reshape(3, 8, 6), (3, 2, 2))  # 12 chunks, 3 bands
-    pyr.write_zarr(old, store, storage_options=opts)
-    new = _small(np.full((1, 4, 6), 7, dtype="int16"), (1, 4, 6))  # 1 chunk, 1 band, another shape
-    pyr.write_zarr(new, store, mode="w", storage_options=opts)
-    assert_raster_equal(pyr.read_zarr(store, storage_options=opts), pyr.compute(new))
-    objects = all_objects(s3_endpoint, bucket)
-    assert all(k.startswith("out/r.zarr/") for k in objects), sorted(objects)  # no staging prefix left
-    chunk_keys = sorted(
-        k for k in objects if k.startswith("out/r.zarr/band_data/") and not k.endswith((".zarray", ".zattrs"))
-    )
-    assert chunk_keys == ["out/r.zarr/band_data/0.0.0"]  # none of the old store's 12 chunks
-
-
 def test_an_s3_append_lock_is_a_conditional_write_and_refuses_another_append(s3_endpoint, bucket, monkeypatch):
     # The lock beside the store is created with If-None-Match: *, so S3 itself
     # refuses the second of two appends that start at once; here one lock is

@@ -112,12 +112,6 @@ def test_memory_store_and_named_variable():
             pyr.write_zarr(r, zarr.storage.MemoryStore(), name=bad)
 
 
-def test_fsspec_memory_url():
-    r = int_raster(lazy=True)
-    pyr.write_zarr(r, "memory://pyr-test/r.zarr", mode="w")
-    assert_raster_equal(pyr.read_zarr("memory://pyr-test/r.zarr"), r)
-
-
 def test_irregular_chunks_are_refused(tmp_path):
     data = da.from_array(np.zeros((1, 10, 10), "uint8"), chunks=((1,), (3, 5, 2), (10,)))
     with pytest.raises(InvalidArgument, match="regular chunks"):
@@ -459,48 +453,6 @@ def test_read_zarr_reads_an_xarray_rioxarray_store(tmp_path, with_band):
     assert back.bands == (("1", "2") if with_band else ("1",))
     expected = values if with_band else values[:1]
     np.testing.assert_array_equal(back.data.compute(), expected)
-
-
-@pytest.mark.parametrize("scheduler", ["sync", "threads"])
-@pytest.mark.parametrize("kind", ["path", "store object"])
-def test_failed_mode_w_keeps_the_old_store(tmp_path, monkeypatch, scheduler, kind):
-    # SPEC: no failure deletes data that existed before the call. mode="w" writes the new
-    # store to a staging place (a directory beside a path, a prefix inside a zarr store
-    # object) and replaces the old store only once the new one is complete.
-    if kind == "path":
-        store = tmp_path / "keep.zarr"
-
-        def contents():
-            return snapshot(store)
-
-        def staged():
-            return [p for p in tmp_path.iterdir() if p.name != "keep.zarr"]
-    else:
-        store = zarr.storage.MemoryStore()
-
-        def contents():
-            return {k: v for k, v in _objects(store).items() if not k.startswith(".pyr-staging-")}
-
-        def staged():
-            return sorted({k.split("/")[0] for k in _objects(store) if k.startswith(".pyr-staging-")})
-
-    old = int_raster()
-    pyr.write_zarr(old, store)
-    before = contents()
-    fail_chunk_write_at(monkeypatch, row=0, col=0)
-    new = int_raster(GEO, count=1, nodata=None, lazy=True)
-    with pytest.raises(OSError, match="on purpose"), dask.config.set(scheduler=scheduler):
-        pyr.write_zarr(new, store, mode="w")
-    assert contents() == before
-    assert_raster_equal(pyr.read_zarr(store), old)
-    assert not staged()  # the failed write removed what it staged
-    # The same write again replaces the store, and nothing of it is left beside.
-    monkeypatch.undo()
-    with dask.config.set(scheduler=scheduler):
-        pyr.write_zarr(new, store, mode="w")
-    assert_raster_equal(pyr.read_zarr(store), new)
-    assert not staged()
-    assert zarr.open_group(store, mode="r").attrs["pyr"]["complete"] is True
 
 
 def _cube(gb=UTM):
