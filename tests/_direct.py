@@ -1,4 +1,4 @@
-"""A spy on pyr's whole-chunk Zarr path (``pyr.io._zarr_direct``), shared by the Zarr tests."""
+"""A spy on pyr's whole-chunk Zarr path (``pyr.io.zarr.chunks``), shared by the Zarr tests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""pyr writes and reads whole local Zarr v2 and v3 chunks itself (pyr.io._zarr_direct).
+"""pyr writes and reads whole local Zarr v2 and v3 chunks itself (pyr.io.zarr.chunks).
 
 The fast path must produce the very chunk files zarr-python writes, and read
 back what zarr-python reads, for every dtype, nodata, band count, edge chunk,
