@@ -200,3 +200,20 @@ def test_a_failed_new_write_leaves_nothing(place, monkeypatch):
     monkeypatch.undo()
     pyr.write_zarr(cube(2), place.store, **kw)  # the same call again succeeds
     assert_raster_equal(pyr.read_zarr(place.store, **kw), cube(2))
+
+
+def test_local_publish_without_renameat2(tmp_path, monkeypatch):
+    # Where renameat2 is missing, plain renames stand in (docs/design.md says what differs).
+    from pyr.io.storage import local
+
+    monkeypatch.setattr(local, "_RENAMEAT2", None)
+    s = storage_of(str(tmp_path / "s.zarr"), None)
+    staged = s.beside(".pyr-staging-x")
+    staged.put(".zgroup", b"old")
+    assert s.publish(staged, replace=False)
+    other = s.beside(".pyr-staging-y")
+    other.put(".zgroup", b"new")
+    assert not s.publish(other, replace=False)
+    assert s.publish(other, replace=True)
+    assert s.get(".zgroup") == b"new"
+    assert other.get(".zgroup") == b"old"
