@@ -7,7 +7,7 @@ operations the write protocols (``pyr.io.zarr.protocol``) need, each on keys
 relative to the store (``"band_data/.zarray"``; ``""`` is the place itself):
 :meth:`~Storage.get`, :meth:`~Storage.put` (whole or not at all where the
 backend can), :meth:`~Storage.claim` (create only if absent),
-:meth:`~Storage.remove`, :meth:`~Storage.keys`, the places beside it
+:meth:`~Storage.remove`, :meth:`~Storage.list_keys`, the places beside it
 (:meth:`~Storage.beside`, for staging and locks) and :meth:`~Storage.publish`
 (move a staged store into place).
 
@@ -72,7 +72,7 @@ class Storage(abc.ABC):
         """Remove ``key`` and everything under it (``""``: the whole store); nothing there is fine."""
 
     @abc.abstractmethod
-    def keys(self) -> list[str]:
+    def list_keys(self) -> list[str]:
         """Every object key under the store."""
 
     @abc.abstractmethod

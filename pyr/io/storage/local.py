@@ -151,8 +151,8 @@ class LocalStorage(Storage):
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             os.remove(path)
 
-    def keys(self) -> list[str]:
-        """See :meth:`Storage.keys`."""
+    def list_keys(self) -> list[str]:
+        """See :meth:`Storage.list_keys`."""
         out = []
         for base, _, files in os.walk(self.path):
             rel = os.path.relpath(base, self.path)

@@ -103,8 +103,8 @@ class FsspecStorage(Storage):
         if not key:
             fs.invalidate_cache(path)
 
-    def keys(self) -> list[str]:
-        """See :meth:`Storage.keys`."""
+    def list_keys(self) -> list[str]:
+        """See :meth:`Storage.list_keys`."""
         fs, root = self.fs()
         if not fs.isdir(root):
             return []

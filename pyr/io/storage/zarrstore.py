@@ -82,8 +82,8 @@ class ZarrStoreStorage(Storage):
         if self.can_remove:
             self._run(go())
 
-    def keys(self) -> list[str]:
-        """See :meth:`Storage.keys`."""
+    def list_keys(self) -> list[str]:
+        """See :meth:`Storage.list_keys`."""
         base = f"{self.prefix}/" if self.prefix else ""
 
         async def go() -> list[str]:
@@ -94,7 +94,7 @@ class ZarrStoreStorage(Storage):
 
     def exists(self) -> bool:
         """See :meth:`Storage.exists`."""
-        return bool(self.keys()) if self.can_remove else self.has_group()
+        return bool(self.list_keys()) if self.can_remove else self.has_group()
 
     def beside(self, suffix: str) -> ZarrStoreStorage:
         """See :meth:`Storage.beside`."""

@@ -210,7 +210,7 @@ def finish_write(plan: WritePlan, files: StoreFiles, _after: Any = None, run: st
 def _copy_into_place(plan: WritePlan, staged: Storage) -> None:
     """Replace the store at ``plan.final`` by the complete one at ``staged`` (no rename: object by object)."""
     final = plan.final
-    every = staged.keys()
+    every = staged.list_keys()
     keys = [k for k in every if k not in ROOT_METADATA]
     plan.step("unpublish")  # from here the old store no longer opens; the new one is complete at ``staged``
     for key in ROOT_METADATA:
