@@ -184,3 +184,44 @@ def test_a_killed_append_keeps_the_old_dates_readable_and_the_rerun_finishes_it(
     assert back.data[:, 0, 0, 0].tolist() == [1, 1, 2, 2]
     assert set(np.unique(back.data[2:]).tolist()) == {2}
     assert beside(store) == []
+
+
+STEPS = {
+    # (protocol, storage that publishes atomically): the steps in order, chunk steps collapsed
+    ("write", True): ["clean", "stage", "chunk", "metadata", "publish"],
+    ("replace", True): ["clean", "stage", "chunk", "metadata", "publish", "cleanup"],
+    ("write", False): ["clean", "claim", "stage", "chunk", "publish", "release"],
+    ("replace", False): ["clean", "stage", "chunk", "metadata", "unpublish", "remove", "copy", "publish", "cleanup"],
+    ("append", True): ["lock", "times", "chunk", "metadata", "unlock"],
+    ("append", False): ["lock", "times", "chunk", "metadata", "unlock"],
+}
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_every_protocol_names_its_steps(tmp_path, monkeypatch, local):
+    # The crash harness finds the kill points by these names (docs/design.md, "What a crash leaves").
+    import uuid
+
+    import dask.array as da
+
+    trace = tmp_path / "trace"
+    monkeypatch.setenv("PYR_FAULT_TRACE", str(trace))
+    store = str(tmp_path / "s.zarr") if local else f"memory://{uuid.uuid4().hex}/s.zarr"
+
+    def cube(value, first):
+        data = da.from_array(np.full((2, 1, 4, 8), value, "int16"), chunks=(1, 1, 2, 4))
+        return Cube(data, GB, nodata=-1, times=[first, first[:-2] + "11"])
+
+    for protocol, mode, obj in (
+        ("write", "w-", cube(1, "2024-01-01")),
+        ("replace", "w", cube(2, "2024-01-01")),
+        ("append", "a", cube(3, "2024-03-01")),
+    ):
+        trace.write_text("")
+        pyr.write_zarr(obj, store, mode=mode)
+        names = trace.read_text().split()
+        assert all(n.startswith(f"zarr.{protocol}:") for n in names)
+        steps = [n.split(":", 1)[1] for n in names]
+        assert steps.count("chunk") == 8  # one per chunk task
+        collapsed = [s for i, s in enumerate(steps) if not (s == "chunk" and i and steps[i - 1] == "chunk")]
+        assert collapsed == STEPS[protocol, local]
