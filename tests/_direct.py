@@ -1,8 +1,8 @@
-"""A spy on pyr's whole-chunk Zarr path (``pyr.io._zarr_direct``), shared by the Zarr tests."""
+"""A spy on pyr's whole-chunk Zarr path (``pyr.io.zarr.chunks``), shared by the Zarr tests."""
 
 from __future__ import annotations
 
-from pyr.io import _zarr_direct
+from pyr.io.zarr import chunks as _zarr_direct
 
 
 def spy_direct(monkeypatch, name):

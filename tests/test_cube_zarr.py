@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import pyr
-from pyr import Cube, GeoBox, GridMismatch, IncompleteStore, InvalidArgument, Raster, read_zarr, write_zarr
+from pyr import Cube, GeoBox, GridMismatch, InvalidArgument, Raster, read_zarr, write_zarr
 from pyr.testing import assert_raster_equal
 from pyr.testing.strategies import cube_splits, cubes, gappy_cubes
 
@@ -232,74 +232,106 @@ def test_append_compute_false_touches_nothing_until_computed(tmp_path, zarr_form
     np.testing.assert_array_equal(back.times[2:], later(base_cube()).times)
 
 
-def test_store_is_marked_incomplete_while_appending_and_resumes_after_a_failure(tmp_path, monkeypatch):
-    from pyr.io import zarr_append
+def test_old_dates_stay_readable_while_appending_and_after_a_failure(tmp_path, monkeypatch):
+    # Issue 13: an unfinished append made read_zarr refuse the previous dates (IncompleteStore).
+    # The new dates are written beyond the shape readers see, published at the end.
+    from pyr.io.zarr import append
 
     store = tmp_path / "c.zarr"
-    write_zarr(base_cube(), store)
+    old = base_cube()
+    write_zarr(old, store)
     before = data_chunks(snapshot(store))
-    seen_during: list[str] = []
-    real_write = zarr_append.write_block
+    seen_during: list[object] = []
+    real_write = append.write_block
 
-    def failing_write(target, name, region, block, token):
-        try:
-            read_zarr(store)
-        except IncompleteStore as err:  # what every reader sees while the append runs
-            seen_during.append(str(err))
+    def failing_write(storage, name, shape, region, block, run):
+        seen_during.append(read_zarr(store, chunks=None))  # what every reader sees while the append runs
         if region[0].start == 3:
             raise RuntimeError("disk on fire")
-        real_write(target, name, region, block, token)
+        real_write(storage, name, shape, region, block, run)
 
-    monkeypatch.setattr(zarr_append, "write_block", failing_write)
+    monkeypatch.setattr(append, "write_block", failing_write)
     with pytest.raises(RuntimeError, match="disk on fire"):
         write_zarr(later(base_cube(data=np.full((2, 2, 2, 4), 5, "uint16"))), store, mode="a")
     assert seen_during
-    assert all("incomplete" in m for m in seen_during)
-    meta = dict(zarr.open_group(store, mode="r", use_consolidated=False).attrs)["pyr"]
-    assert meta["complete"] is False
-    assert meta["appending"] == {"from": 2, "to": 4}
-    with pytest.raises(IncompleteStore):
-        read_zarr(store)
+    for seen in [*seen_during, read_zarr(store, chunks=None)]:
+        assert_raster_equal(seen, old)
+    xr = pytest.importorskip("xarray")
+    assert xr.open_zarr(store).sizes["time"] == 2
     after = data_chunks(snapshot(store))
     assert {k: v for k, v in after.items() if k in before} == before  # existing dates untouched
-    monkeypatch.setattr(zarr_append, "write_block", real_write)
+    monkeypatch.setattr(append, "write_block", real_write)
     lock = tmp_path / "c.zarr.pyr-append"
     assert lock.exists()  # the failed append still holds the store
     good = later(base_cube(data=np.full((2, 2, 2, 4), 6, "uint16")), days=30)
     with pytest.raises(pyr.WriteError, match="another append running, or one that failed") as info:
         write_zarr(good, store, mode="a")  # another append: refused, nothing changed
     assert str(lock) in str(info.value)
-    assert dict(zarr.open_group(store, mode="r", use_consolidated=False).attrs)["pyr"]["appending"] == {
-        "from": 2,
-        "to": 4,
-    }
+    assert_raster_equal(read_zarr(store, chunks=None), old)
     lock.unlink()  # what the message says to do when no append is running
-    write_zarr(good, store, mode="a")  # resumed (the failed one's partial dates cut off first)
+    write_zarr(good, store, mode="a")  # the failed one's unpublished dates are written over
     back = read_zarr(store, chunks=None)
     assert back.data[:, 0, 0, 0].tolist() == [1, 1, 6, 6]
     np.testing.assert_array_equal(back.times[2:], good.times)
-    assert "appending" not in dict(zarr.open_group(store, mode="r").attrs)["pyr"]
     assert not lock.exists()
 
 
 def test_the_same_append_resumes_itself_after_a_failure(tmp_path, monkeypatch):
-    from pyr.io import zarr_append
+    from pyr.io.zarr import append
 
     store = tmp_path / "c.zarr"
     write_zarr(base_cube(), store)
-    real_write = zarr_append.write_block
+    real_write = append.write_block
 
-    def failing_write(target, name, region, block, token):
+    def failing_write(storage, name, shape, region, block, run):
         if region[0].start == 3:
             raise RuntimeError("disk on fire")
-        real_write(target, name, region, block, token)
+        real_write(storage, name, shape, region, block, run)
 
     new = later(base_cube(data=np.full((2, 2, 2, 4), 5, "uint16")))
-    monkeypatch.setattr(zarr_append, "write_block", failing_write)
+    monkeypatch.setattr(append, "write_block", failing_write)
     with pytest.raises(RuntimeError, match="disk on fire"):
         write_zarr(new, store, mode="a")
     monkeypatch.undo()
     write_zarr(new, store, mode="a")  # the same append holds the lock already: it resumes
+    back = read_zarr(store, chunks=None)
+    assert back.data[:, 0, 0, 0].tolist() == [1, 1, 5, 5]
+    assert not (tmp_path / "c.zarr.pyr-append").exists()
+
+
+def test_the_same_append_started_twice_never_publishes_half_filled_dates(tmp_path, monkeypatch):
+    # Issue 13: the same append started twice, the second dying half-way, left the store
+    # marked complete with a date half fill. Now the second takes the lock over; the
+    # first then publishes nothing; a rerun finishes the append.
+    from pyr.io.zarr import append
+
+    store = tmp_path / "c.zarr"
+    old = base_cube()
+    write_zarr(old, store)
+    new = later(base_cube(data=np.full((2, 2, 2, 4), 5, "uint16")))
+    real_write = append.write_block
+    calls = []
+
+    def interleave(storage, name, shape, region, block, run):
+        calls.append(region)
+        real_write(storage, name, shape, region, block, run)
+        if len(calls) == 1:  # the first append wrote one block: the second starts, and dies after one block
+            monkeypatch.setattr(append, "write_block", dying)
+            second = write_zarr(new, store, mode="a", compute=False)
+            with pytest.raises(RuntimeError, match="killed"), dask.config.set(scheduler="sync"):
+                second.compute()
+            monkeypatch.setattr(append, "write_block", interleave)
+
+    def dying(storage, name, shape, region, block, run):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(append, "write_block", interleave)
+    job = write_zarr(new, store, mode="a", compute=False)
+    with pytest.raises(pyr.WriteError, match="took its lock over"), dask.config.set(scheduler="sync"):
+        job.compute()
+    assert_raster_equal(read_zarr(store, chunks=None), old)  # nothing half-filled was published
+    monkeypatch.undo()
+    write_zarr(new, store, mode="a")  # a rerun finishes it
     back = read_zarr(store, chunks=None)
     assert back.data[:, 0, 0, 0].tolist() == [1, 1, 5, 5]
     assert not (tmp_path / "c.zarr.pyr-append").exists()

@@ -152,53 +152,6 @@ def _small(values: np.ndarray, chunks: tuple[int, ...]) -> pyr.Raster:
     return pyr.Raster(da.from_array(values, chunks=chunks), gb, nodata=-1)
 
 
-def _prefix(objects: dict[str, bytes], prefix: str) -> dict[str, bytes]:
-    return {k[len(prefix) :]: v for k, v in objects.items() if k.startswith(prefix)}
-
-
-@pytest.mark.parametrize("scheduler", ["sync", "threads"])
-def test_failed_mode_w_keeps_the_old_s3_store(s3_endpoint, bucket, monkeypatch, scheduler):
-    # SPEC: no failure deletes data that existed before the call; on an object store too.
-    import dask
-    from test_zarr import fail_chunk_write_at
-
-    opts = storage_options(s3_endpoint)
-    store = f"s3://{bucket}/keep.zarr"
-    old = _small(np.arange(2 * 8 * 6, dtype="int16").reshape(2, 8, 6), (2, 4, 3))
-    pyr.write_zarr(old, store, storage_options=opts)
-    before = _prefix(all_objects(s3_endpoint, bucket), "keep.zarr/")
-    fail_chunk_write_at(monkeypatch, row=0, col=0)
-    new = _small(np.ones((1, 8, 6), dtype="int16"), (1, 4, 3))
-    with pytest.raises(OSError, match="on purpose"), dask.config.set(scheduler=scheduler):
-        pyr.write_zarr(new, store, mode="w", storage_options=opts)
-    assert _prefix(all_objects(s3_endpoint, bucket), "keep.zarr/") == before
-    assert_raster_equal(pyr.read_zarr(store, storage_options=opts), pyr.compute(old))
-    (staged,) = staged_keys(s3_endpoint, bucket)
-    assert staged.startswith("keep.zarr.pyr-staging-")
-    with pytest.raises(pyr.IncompleteStore):  # the abandoned staging store never looks complete
-        pyr.read_zarr(f"s3://{bucket}/{staged}", storage_options=opts)
-
-
-def staged_keys(endpoint: str, bucket: str) -> set[str]:
-    return {k.split("/")[0] for k in all_objects(endpoint, bucket) if ".pyr-staging-" in k.split("/")[0]}
-
-
-def test_mode_w_replaces_an_s3_store_with_nothing_stale_left(s3_endpoint, bucket):
-    opts = storage_options(s3_endpoint)
-    store = f"s3://{bucket}/out/r.zarr"
-    old = _small(np.arange(3 * 8 * 6, dtype="int16").reshape(3, 8, 6), (3, 2, 2))  # 12 chunks, 3 bands
-    pyr.write_zarr(old, store, storage_options=opts)
-    new = _small(np.full((1, 4, 6), 7, dtype="int16"), (1, 4, 6))  # 1 chunk, 1 band, another shape
-    pyr.write_zarr(new, store, mode="w", storage_options=opts)
-    assert_raster_equal(pyr.read_zarr(store, storage_options=opts), pyr.compute(new))
-    objects = all_objects(s3_endpoint, bucket)
-    assert all(k.startswith("out/r.zarr/") for k in objects), sorted(objects)  # no staging prefix left
-    chunk_keys = sorted(
-        k for k in objects if k.startswith("out/r.zarr/band_data/") and not k.endswith((".zarray", ".zattrs"))
-    )
-    assert chunk_keys == ["out/r.zarr/band_data/0.0.0"]  # none of the old store's 12 chunks
-
-
 def test_an_s3_append_lock_is_a_conditional_write_and_refuses_another_append(s3_endpoint, bucket, monkeypatch):
     # The lock beside the store is created with If-None-Match: *, so S3 itself
     # refuses the second of two appends that start at once; here one lock is
@@ -241,18 +194,36 @@ def test_an_s3_append_lock_is_a_conditional_write_and_refuses_another_append(s3_
 
 
 def test_two_creating_writes_to_one_s3_url_one_is_refused(s3_endpoint, bucket, monkeypatch):
-    # Both writes looked before either wrote (simulated: the existence checks
-    # say "nothing there"); the second one's init creates the root object with
-    # a conditional write, which S3 refuses: StoreExists, the first store intact.
-    from pyr.io._zarr_target import Target
+    # A new store on S3 is written in place under a claim beside it, created with a
+    # conditional write (If-None-Match: *): while one write holds it (simulated: a claim
+    # by a live process), a second creating write is refused with StoreExists and
+    # changes nothing.
+    import fsspec
+    import s3fs
 
-    opts = storage_options(s3_endpoint)
+    from pyr.io.storage import owner_tag
+
+    modes = []
+    real_pipe = s3fs.S3FileSystem._pipe_file
+
+    async def spy(self, path, data, *args, **kwargs):
+        if path.endswith(".pyr-write"):
+            modes.append(kwargs.get("mode", "overwrite"))
+        return await real_pipe(self, path, data, *args, **kwargs)
+
+    monkeypatch.setattr(s3fs.S3FileSystem, "_pipe_file", spy)
+    opts = {**storage_options(s3_endpoint), "config_kwargs": {"user_agent_extra": "pyr-claim-test"}}
     store = f"s3://{bucket}/claims/r.zarr"
+    fs = fsspec.filesystem("s3", **opts)
+    claim = f"{bucket}/claims/r.zarr.pyr-write"
+    fs.pipe_file(claim, f"{owner_tag()}-another".encode(), mode="create")
+    modes.clear()
     first = _small(np.arange(48, dtype="int16").reshape(1, 8, 6), (1, 4, 3))
-    second = _small(np.full((1, 8, 6), 9, dtype="int16"), (1, 4, 3))
+    with pytest.raises(pyr.StoreExists, match="another write is creating it"):
+        pyr.write_zarr(first, store, storage_options=opts)
+    assert modes == ["create"]  # pyr asked S3 for a conditional create
+    assert not fs.exists(f"{bucket}/claims/r.zarr")
+    fs.rm_file(claim)
     pyr.write_zarr(first, store, storage_options=opts)
-    monkeypatch.setattr(Target, "exists", lambda self: False)
-    with pytest.raises(pyr.StoreExists, match="another write created it first"):
-        pyr.write_zarr(second, store, storage_options=opts)
-    monkeypatch.undo()
     assert_raster_equal(pyr.read_zarr(store, storage_options=opts), pyr.compute(first))
+    assert not fs.exists(claim)

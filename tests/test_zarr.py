@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import struct
 import tempfile
 import uuid
 from pathlib import Path
@@ -110,12 +112,6 @@ def test_memory_store_and_named_variable():
             pyr.write_zarr(r, zarr.storage.MemoryStore(), name=bad)
 
 
-def test_fsspec_memory_url():
-    r = int_raster(lazy=True)
-    pyr.write_zarr(r, "memory://pyr-test/r.zarr", mode="w")
-    assert_raster_equal(pyr.read_zarr("memory://pyr-test/r.zarr"), r)
-
-
 def test_irregular_chunks_are_refused(tmp_path):
     data = da.from_array(np.zeros((1, 10, 10), "uint8"), chunks=((1,), (3, 5, 2), (10,)))
     with pytest.raises(InvalidArgument, match="regular chunks"):
@@ -207,12 +203,17 @@ def test_cf_metadata_block(tmp_path, zarr_format, gb):
 @pytest.mark.parametrize("zarr_format", [2, 3])
 def test_fill_value_attribute(tmp_path, zarr_format):
     gb = GEO
-    for nodata, expected in ((None, "absent"), (math.nan, "NaN"), (-9999.0, -9999.0)):
+
+    def v3(value):  # how the pinned xarray encodes a float _FillValue in Zarr v3 (its FillValueCoder)
+        return base64.standard_b64encode(struct.pack("<d", value)).decode()
+
+    cases = ((None, "absent", "absent"), (math.nan, "NaN", v3(math.nan)), (-9999.0, -9999.0, v3(-9999.0)))
+    for nodata, v2_expected, v3_expected in cases:
         store = tmp_path / f"{nodata}-{zarr_format}.zarr"
         r = Raster(np.zeros((1, *gb.shape), "float32"), gb, nodata=nodata)
         pyr.write_zarr(r, store, zarr_format=zarr_format)
         got = attrs_of(store, "band_data", zarr_format).get("_FillValue", "absent")
-        assert got == expected
+        assert got == (v2_expected if zarr_format == 2 else v3_expected)
 
 
 def test_secrets_never_reach_the_metadata(tmp_path):
@@ -242,7 +243,8 @@ def test_compute_false_touches_nothing(tmp_path):
     assert_raster_equal(pyr.read_zarr(store), r)
 
 
-def test_complete_flag_is_set_after_the_last_chunk(tmp_path):
+def test_nothing_is_at_the_path_until_the_last_chunk_landed(tmp_path):
+    # A local store is staged beside its path and published by one rename after its last chunk.
     store = tmp_path / "order.zarr"
     r = int_raster(lazy=True)
     delayed = pyr.write_zarr(r, store, compute=False)
@@ -252,36 +254,39 @@ def test_complete_flag_is_set_after_the_last_chunk(tmp_path):
         def _pretask(self, key, dsk, state):
             name = key[0] if isinstance(key, tuple) else key
             if str(name).startswith("pyr-zarr-final"):
-                meta = zarr.open_group(store, mode="r").attrs["pyr"]
-                written = zarr.open_array(store, path="band_data", mode="r")[:]
-                events.append(("final", (meta["complete"], np.array_equal(written, r.data.compute()))))
+                (staged,) = [p for p in tmp_path.iterdir() if p.name.startswith("order.zarr.pyr-staging-")]
+                written = zarr.open_array(staged, path="band_data", mode="r")[:]
+                events.append(("final", (store.exists(), np.array_equal(written, r.data.compute()))))
+                with pytest.raises(IncompleteStore):  # a write is under way
+                    pyr.read_zarr(store)
             elif str(name).startswith("pyr-zarr-write"):
                 events.append(("write", None))
 
     with Watch(), dask.config.set(scheduler="threads"):
         delayed.compute()
-    assert events[-1] == ("final", (False, True))  # all chunks in, not yet complete
+    assert events[-1] == ("final", (False, True))  # all chunks in, nothing published yet
     assert [e[0] for e in events].count("write") == 9
+    assert _places(tmp_path, "order.zarr") == []
     assert zarr.open_group(store, mode="r").attrs["pyr"]["complete"] is True
 
 
 def fail_chunk_write_at(monkeypatch, *, row, col):
     """Make the write task of the chunk starting at (row, col) fail (``monkeypatch.undo()`` restores it)."""
-    from pyr.io import zarrio
+    from pyr.io.zarr import api
 
-    real_write = zarrio.write_chunk
+    real_write = api.write_chunk
 
     def write_or_fail(target, name, region, *args):
         if region[-2].start == row and region[-1].start == col:
             raise OSError("disk full (on purpose)")
         real_write(target, name, region, *args)
 
-    monkeypatch.setattr(zarrio, "write_chunk", write_or_fail)
+    monkeypatch.setattr(api, "write_chunk", write_or_fail)
 
 
 @pytest.mark.parametrize("per_task", [1, 3])
 @pytest.mark.parametrize("scheduler", ["sync", "threads"])
-def test_failed_chunk_write_leaves_an_incomplete_store(tmp_path, monkeypatch, scheduler, per_task):
+def test_failed_chunk_write_leaves_nothing_behind(tmp_path, monkeypatch, scheduler, per_task):
     fail_chunk_write_at(monkeypatch, row=5, col=5)  # the last of four chunks (a group of its own with 3)
     gb = GeoBox.from_bounds((0, 0, 100, 100), 10, "EPSG:32631")
     values = np.arange(100, dtype="int32").reshape(1, 10, 10)
@@ -290,15 +295,14 @@ def test_failed_chunk_write_leaves_an_incomplete_store(tmp_path, monkeypatch, sc
     config = {"scheduler": scheduler, "pyr.chunks-per-task": per_task}
     with pytest.raises(OSError, match="on purpose"), dask.config.set(config):
         pyr.write_zarr(r, store)
-    assert zarr.open_group(store, mode="r").attrs["pyr"]["complete"] is False
-    assert zarr.open_array(store, path="band_data", mode="r")[0, 0, 0] == 0  # other chunks did land
-    with pytest.raises(IncompleteStore, match=r"broken\.zarr"):
+    # the chunks were staged beside the path, and the failed write removed them: nothing is left
+    assert not store.exists()
+    assert _places(tmp_path, "broken.zarr") == []
+    with pytest.raises(pyr.ReadError, match=r"broken\.zarr"):
         pyr.read_zarr(store)
-    with pytest.raises(IncompleteStore):
-        pyr.read_zarr(store, chunks=None)
-    # Writing again with mode="w" repairs it.
+    # The same write again succeeds.
     monkeypatch.undo()
-    pyr.write_zarr(r, store, mode="w")
+    pyr.write_zarr(r, store)
     assert_raster_equal(pyr.read_zarr(store), r)
 
 
@@ -451,57 +455,6 @@ def test_read_zarr_reads_an_xarray_rioxarray_store(tmp_path, with_band):
     np.testing.assert_array_equal(back.data.compute(), expected)
 
 
-@pytest.mark.parametrize("scheduler", ["sync", "threads"])
-@pytest.mark.parametrize("kind", ["path", "store object"])
-def test_failed_mode_w_keeps_the_old_store(tmp_path, monkeypatch, scheduler, kind):
-    # SPEC: no failure deletes data that existed before the call. mode="w" writes the new
-    # store to a staging place (a directory beside a path, a prefix inside a zarr store
-    # object) and replaces the old store only once the new one is complete.
-    if kind == "path":
-        store = tmp_path / "keep.zarr"
-
-        def contents():
-            return snapshot(store)
-
-        def staged():
-            return [p for p in tmp_path.iterdir() if p.name != "keep.zarr"]
-
-        def staged_is_complete(place):
-            return zarr.open_group(place, mode="r").attrs["pyr"]["complete"]
-    else:
-        store = zarr.storage.MemoryStore()
-
-        def contents():
-            return {k: v for k, v in _objects(store).items() if not k.startswith(".pyr-staging-")}
-
-        def staged():
-            return sorted({k.split("/")[0] for k in _objects(store) if k.startswith(".pyr-staging-")})
-
-        def staged_is_complete(place):
-            return zarr.open_group(zarr.storage.StorePath(store, place), mode="r").attrs["pyr"]["complete"]
-
-    old = int_raster()
-    pyr.write_zarr(old, store)
-    before = contents()
-    fail_chunk_write_at(monkeypatch, row=0, col=0)
-    new = int_raster(GEO, count=1, nodata=None, lazy=True)
-    with pytest.raises(OSError, match="on purpose"), dask.config.set(scheduler=scheduler):
-        pyr.write_zarr(new, store, mode="w")
-    assert contents() == before
-    assert_raster_equal(pyr.read_zarr(store), old)
-    assert staged()
-    for place in staged():  # an abandoned staging store never looks complete
-        assert staged_is_complete(place) is False
-    # The same write again reuses the abandoned staging place (same graph, same
-    # token): it starts it afresh, and nothing of it is left once the store is replaced.
-    monkeypatch.undo()
-    with dask.config.set(scheduler=scheduler):
-        pyr.write_zarr(new, store, mode="w")
-    assert_raster_equal(pyr.read_zarr(store), new)
-    assert not staged()
-    assert zarr.open_group(store, mode="r").attrs["pyr"]["complete"] is True
-
-
 def _cube(gb=UTM):
     values = np.arange(2 * gb.height * gb.width, dtype="float32").reshape(2, 1, *gb.shape)
     values[0, 0, 0, 0] = np.nan
@@ -509,63 +462,70 @@ def _cube(gb=UTM):
     return pyr.Cube(values, gb, nodata=float("nan"), times=times)
 
 
+def _zarr_python_copy(obj, zarr_format, store, chunks):
+    """The store zarr-python itself writes for ``obj`` into ``store``, with the chunk objects ``chunks``."""
+    from pyr.io.zarr.layout import consolidate, create_arrays, layout_of, pyr_attrs
+
+    layout = layout_of(obj, "band_data", zarr_format)
+    group = zarr.open_group(store, mode="w", zarr_format=zarr_format, attributes={"pyr": pyr_attrs(layout, True)})
+    create_arrays(group, layout)
+    for key, data in chunks.items():
+        store_set(store, key, data)
+    consolidate(store)
+
+
+def store_set(store, key, data):
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync
+
+    sync(store.set(key, default_buffer_prototype().buffer.from_bytes(data)))
+
+
+def _pixels(objects):
+    return {k: v for k, v in objects.items() if k.startswith("band_data/") and not k.endswith(META_NAMES)}
+
+
+META_NAMES = (".zarray", ".zattrs", "zarr.json")
+
+
 @pytest.mark.parametrize("zarr_format", [2, 3])
 @pytest.mark.parametrize("kind", ["raster", "cube"])
 def test_local_metadata_files_are_what_zarr_python_writes(tmp_path, zarr_format, kind):
-    # A local write creates the metadata and coordinates from bytes made in memory when
-    # the graph is built (pyr/io/_zarr_layout.py::store_files); the store must be the
-    # one zarr-python writes into the directory itself (init/finalize without files).
-    from pyr.io import zarrio
-    from pyr.io._zarr_layout import layout_of
-    from pyr.io._zarr_target import Target
-
+    # The protocols put metadata and coordinates made in memory when the graph is built
+    # (pyr/io/zarr/layout.py::store_files); the store must be the one zarr-python writes
+    # into the directory itself.
     obj = int_raster(lazy=True) if kind == "raster" else _cube()
     fast = tmp_path / "fast.zarr"
     pyr.write_zarr(obj, fast, zarr_format=zarr_format)
-    slow = tmp_path / "slow.zarr"
-    layout = layout_of(obj, "band_data", zarr_format)
-    target = Target.of(slow, None)
-    zarrio.init_store(target, layout, "w-", None)
-    pixels = {k: v for k, v in snapshot(fast).items() if k.startswith("band_data/") and "/.z" not in k}
-    pixels = {k: v for k, v in pixels.items() if not k.endswith("zarr.json")}
+    pixels = _pixels(snapshot(fast))
     assert pixels  # the chunks, copied over as they are
-    for key, data in pixels.items():
-        (slow / key).parent.mkdir(parents=True, exist_ok=True)
-        (slow / key).write_bytes(data)
-    zarrio.finalize_store(target, layout, None, None, None)
-    assert snapshot(fast) == snapshot(slow)
+    _zarr_python_copy(obj, zarr_format, zarr.storage.LocalStore(tmp_path / "slow.zarr"), pixels)
+    assert snapshot(fast) == snapshot(tmp_path / "slow.zarr")
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
 @pytest.mark.parametrize("kind", ["raster", "cube"])
 def test_url_metadata_objects_are_what_zarr_python_writes(zarr_format, kind):
-    # The same for an fsspec URL: init and finalize put the objects made in memory (fsspec's
-    # pipe), and the store equals the one zarr-python writes there itself.
+    # The same for an fsspec URL.
     import fsspec
-
-    from pyr.io import zarrio
-    from pyr.io._zarr_layout import layout_of
-    from pyr.io._zarr_target import Target
+    from zarr.storage import FsspecStore
 
     fs = fsspec.filesystem("memory")
     run = uuid.uuid4().hex
     obj = int_raster(lazy=True) if kind == "raster" else _cube()
     pyr.write_zarr(obj, f"memory://{run}/fast.zarr", zarr_format=zarr_format)
-    layout = layout_of(obj, "band_data", zarr_format)
-    target = Target.of(f"memory://{run}/slow.zarr", None)
-    zarrio.init_store(target, layout, "w-", None)
     fast = {k.split("/fast.zarr/", 1)[1]: fs.cat_file(k) for k in fs.find(f"/{run}/fast.zarr")}
-    for key, data in fast.items():
-        if key.startswith("band_data/") and not key.rsplit("/", 1)[-1].startswith((".z", "zarr.json")):
-            fs.pipe_file(f"/{run}/slow.zarr/{key}", data)  # the chunks, copied over as they are
-    zarrio.finalize_store(target, layout, None, None, None)
+    assert _pixels(fast)
+    _zarr_python_copy(obj, zarr_format, FsspecStore.from_url(f"memory://{run}/slow.zarr"), _pixels(fast))
     slow = {k.split("/slow.zarr/", 1)[1]: fs.cat_file(k) for k in fs.find(f"/{run}/slow.zarr")}
-    assert any(k.startswith("band_data/") and not k.endswith(("zarr.json", ".zarray", ".zattrs")) for k in fast)
     assert fast == slow
+    assert not fs.exists(f"/{run}/fast.zarr.pyr-write")  # the claim of the write is gone
     fs.rm(f"/{run}", recursive=True)
 
 
-def test_url_metadata_objects_go_up_root_attributes_first_and_consolidated_last(monkeypatch):
+def test_url_metadata_objects_go_up_root_metadata_last(monkeypatch):
+    # An object store cannot rename: a new store is written in place, and no reader opens it
+    # (pyr, xarray, GDAL all need the group's metadata) before its root metadata lands, last.
     import fsspec
     from fsspec.implementations.memory import MemoryFileSystem
 
@@ -573,38 +533,36 @@ def test_url_metadata_objects_go_up_root_attributes_first_and_consolidated_last(
     real = MemoryFileSystem.pipe_file
 
     def record(self, path, value, *args, **kwargs):
-        puts.append(path.rsplit("/r.zarr/", 1)[1])
+        if "/r.zarr/" in path:
+            puts.append(path.rsplit("/r.zarr/", 1)[1])
         return real(self, path, value, *args, **kwargs)
 
     monkeypatch.setattr(MemoryFileSystem, "pipe_file", record)
     run = uuid.uuid4().hex
     r = int_raster(lazy=True)
     pyr.write_zarr(r, f"memory://{run}/r.zarr")
-    assert puts[:2] == [".zattrs", ".zgroup"]  # the "incomplete" marker before anything else
-    assert puts[-2:] == [".zattrs", ".zmetadata"]  # "complete", then the consolidated metadata
+    assert puts[-3:] == [".zattrs", ".zgroup", ".zmetadata"]  # complete attributes, group, consolidated
+    assert not {".zattrs", ".zgroup", ".zmetadata"} & set(puts[:-3])
     assert len([p for p in puts if p.startswith("band_data/") and "/." not in p]) == r.data.npartitions
     fsspec.filesystem("memory").rm(f"/{run}", recursive=True)
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
 def test_metadata_files_order(zarr_format):
-    # A reader must never open a group without its "incomplete" marker, nor see the
-    # consolidated metadata before the root says complete.
-    from pyr.io._zarr_layout import layout_of, store_files
+    # The root metadata (what readers open a group by) is apart, to be put last, in order.
+    from pyr.io.zarr.layout import layout_of, store_files
 
     files = store_files(layout_of(int_raster(), "band_data", zarr_format))
-    init_keys = [k for k, _ in files.init]
-    final_keys = [k for k, _ in files.final]
+    array_keys = [k for k, _ in files.arrays]
+    root_keys = [k for k, _ in files.root]
+    assert not {".zattrs", ".zgroup", ".zmetadata", "zarr.json"} & set(array_keys)
+    assert "band_data/.zarray" in array_keys or "band_data/zarr.json" in array_keys
     if zarr_format == 2:
-        assert init_keys[:2] == [".zattrs", ".zgroup"]
-        assert json.loads(dict(files.init)[".zattrs"])["pyr"]["complete"] is False
-        assert final_keys == [".zattrs", ".zmetadata"]
-        assert json.loads(dict(files.final)[".zattrs"])["pyr"]["complete"] is True
+        assert root_keys == [".zattrs", ".zgroup", ".zmetadata"]
+        assert json.loads(dict(files.root)[".zattrs"])["pyr"]["complete"] is True
     else:
-        assert init_keys[0] == "zarr.json"
-        assert json.loads(dict(files.init)["zarr.json"])["attributes"]["pyr"]["complete"] is False
-        assert final_keys == ["zarr.json"]
-        root = json.loads(dict(files.final)["zarr.json"])
+        assert root_keys == ["zarr.json"]
+        root = json.loads(dict(files.root)["zarr.json"])
         assert root["attributes"]["pyr"]["complete"] is True
         assert "band_data" in root["consolidated_metadata"]["metadata"]
 
@@ -693,7 +651,7 @@ def test_compressor_v3_and_the_direct_path_match_zarr_python(tmp_path):
     import numcodecs
     from zarr.codecs import ZstdCodec
 
-    from pyr.io import _zarr_direct
+    from pyr.io.zarr import chunks as _zarr_direct
 
     r = int_raster(lazy=True)
     pyr.write_zarr(r, tmp_path / "v3.zarr", zarr_format=3, compressor=ZstdCodec(level=3))
@@ -776,18 +734,17 @@ def _places(tmp_path, name):
     return sorted(p.name for p in tmp_path.iterdir() if p.name != name)
 
 
-def test_a_second_write_of_the_same_graph_mid_write_is_an_error_not_a_broken_store(tmp_path, monkeypatch):
-    # Write A of a graph is halfway through its chunks when write B of the very
-    # same graph (same token, so the same staging place) runs from start to
-    # end. B publishes a complete store; A, whose staging place B started
-    # afresh, must fail rather than publish its half (before the run marker,
-    # A published a store with the chunks written before B missing).
-    from pyr.io import zarrio
+def test_a_second_computation_of_the_same_graph_mid_write_is_an_error_not_a_broken_store(tmp_path, monkeypatch):
+    # Computation A of a write graph is halfway through its chunks when computation B of
+    # the very same graph (so the same staging place) runs from start to end. B publishes
+    # a complete store; A, whose staging place B started afresh, must fail rather than
+    # publish its half.
+    from pyr.io.zarr import api
 
     store = tmp_path / "s.zarr"
     pyr.write_zarr(int_raster(), store)  # an old store, to be replaced
     new = int_raster(GEO, count=1, nodata=None, lazy=True)
-    real_write = zarrio.write_chunk
+    real_write = api.write_chunk
     calls = []
 
     def write_then_interleave(target, name, region, *args):
@@ -795,16 +752,44 @@ def test_a_second_write_of_the_same_graph_mid_write_is_an_error_not_a_broken_sto
         real_write(target, name, region, *args)
         if len(calls) == 2:  # A has written two chunks: B now runs whole
             with dask.config.set(scheduler="sync"):
-                pyr.write_zarr(new, store, mode="w")
+                job.compute()
 
-    monkeypatch.setattr(zarrio, "write_chunk", write_then_interleave)
+    monkeypatch.setattr(api, "write_chunk", write_then_interleave)
+    job = pyr.write_zarr(new, store, mode="w", compute=False)
     with dask.config.set(scheduler="sync"), pytest.raises(pyr.WriteError, match="another write"):
-        pyr.write_zarr(new, store, mode="w")
+        job.compute()
     assert len(calls) > new.data.npartitions  # B ran inside A
     monkeypatch.undo()
     assert_raster_equal(pyr.read_zarr(store), new)  # B's store, complete
     assert zarr.open_group(store, mode="r").attrs["pyr"]["complete"] is True
     assert ".pyr-run" not in {p.name for p in store.iterdir()}
+    assert _places(tmp_path, "s.zarr") == []
+
+
+def test_two_identical_replaces_at_once_both_publish_the_last_wins(tmp_path, monkeypatch):
+    # Issue 13: two mode="w" writes of the same data at once both failed with WriteError and
+    # nothing was published. Each call now stages in a place of its own.
+    from pyr.io.zarr import api
+
+    store = tmp_path / "s.zarr"
+    pyr.write_zarr(int_raster(), store)
+    new = int_raster(GEO, count=1, nodata=None, lazy=True)
+    real_write = api.write_chunk
+    calls = []
+
+    def write_then_interleave(target, name, region, *args):
+        calls.append(region)
+        real_write(target, name, region, *args)
+        if len(calls) == 2:  # the first write has written two chunks: the second runs whole
+            with dask.config.set(scheduler="sync"):
+                pyr.write_zarr(new, store, mode="w")
+
+    monkeypatch.setattr(api, "write_chunk", write_then_interleave)
+    with dask.config.set(scheduler="sync"):
+        pyr.write_zarr(new, store, mode="w")
+    monkeypatch.undo()
+    assert_raster_equal(pyr.read_zarr(store), new)
+    assert _places(tmp_path, "s.zarr") == []
 
 
 def test_concurrent_writes_of_different_data_last_one_wins(tmp_path):

@@ -1,4 +1,4 @@
-"""pyr writes and reads whole local Zarr v2 and v3 chunks itself (pyr.io._zarr_direct).
+"""pyr writes and reads whole local Zarr v2 and v3 chunks itself (pyr.io.zarr.chunks).
 
 The fast path must produce the very chunk files zarr-python writes, and read
 back what zarr-python reads, for every dtype, nodata, band count, edge chunk,
@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pyr
-from pyr.io import _zarr_direct
+from pyr.io.zarr import chunks as _zarr_direct
 from pyr.testing import assert_raster_equal
 from pyr.testing.strategies import chunkings, cubes, rasters
 

@@ -100,7 +100,7 @@ def describe_zarr(source: str, args: argparse.Namespace) -> list[tuple[str, str]
     """The lines of ``pyr info`` for a Zarr store (metadata only)."""
     del args
     from pyr.cube import Cube
-    from pyr.io.zarrio import read_zarr
+    from pyr.io.zarr import read_zarr
 
     obj = read_zarr(source, chunks="auto")
     chunks = obj.data.chunks

@@ -117,7 +117,7 @@ def _tiff_layer(source: str, args: argparse.Namespace) -> tuple[Any, str, str]:
 
 def _zarr_layer(source: str, args: argparse.Namespace) -> tuple[Any, str, str]:
     from pyr.cube import Cube
-    from pyr.io.zarrio import read_zarr
+    from pyr.io.zarr import read_zarr
     from pyr.raster import Raster
 
     obj = read_zarr(source, chunks="auto")

@@ -3,6 +3,6 @@
 from pyr.io.env import cloud_env, configure
 from pyr.io.sources import to_gdal_path
 from pyr.io.tiff import read
-from pyr.io.zarrio import read_zarr, write_zarr
+from pyr.io.zarr import read_zarr, write_zarr
 
 __all__ = ["cloud_env", "configure", "read", "read_zarr", "to_gdal_path", "write_zarr"]

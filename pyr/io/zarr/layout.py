@@ -1,19 +1,22 @@
 """The layout of a pyr Zarr store: which arrays, chunks, codecs and CF attributes.
 
-Pure description (:class:`Layout`) plus :func:`create_arrays`, which writes
-the metadata and coordinate arrays (not the pixels) into a group.
+Pure description (:class:`Layout`) plus :func:`store_files`, which has
+zarr-python build the store's metadata and coordinate arrays (not the
+pixels) in memory and returns their bytes; no I/O on any real store.
 """
 
 from __future__ import annotations
 
+import base64
 import math
+import struct
 from typing import Any
 
 import attrs
 import numpy as np
 
 from pyr._imports import ensure
-from pyr._lazy import is_lazy as is_dask  # the lead switches these calls to is_lazy
+from pyr._lazy import is_lazy
 from pyr._warnings import quiet
 from pyr.cube import Cube
 from pyr.errors import InvalidArgument
@@ -26,10 +29,10 @@ __all__ = [
     "FORMAT_VERSION",
     "Layout",
     "StoreFiles",
-    "complete_store",
     "consolidate",
     "create_arrays",
-    "create_store",
+    "decode_fill",
+    "encode_fill",
     "layout_of",
     "pyr_attrs",
     "store_files",
@@ -72,6 +75,7 @@ class Layout:
 
     @property
     def dims(self) -> tuple[str, ...]:
+        """The data variable's dimension names."""
         return ("time", "band", "y", "x") if self.kind == "cube" else ("band", "y", "x")
 
 
@@ -96,15 +100,38 @@ def _compressor(zarr_format: int, choice: Any = "auto") -> Any:
     return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
 
 
-def _json_fill(nodata: float | int | None) -> Any:
+def encode_fill(nodata: float | int | None, dtype: str, zarr_format: int) -> Any:
+    """The ``_FillValue`` attribute for ``nodata``, encoded as the pinned xarray reads it.
+
+    Zarr v2: the value itself (``"NaN"`` for NaN). Zarr v3: xarray decodes a
+    float ``_FillValue`` from the base64 of its little-endian float64 bytes
+    (``xarray.backends.zarr.FillValueCoder``), and refuses a plain number;
+    integers stay numbers.
+    """
     if nodata is None:
         return None
+    if zarr_format == 3 and np.dtype(dtype).kind == "f":
+        return base64.standard_b64encode(struct.pack("<d", float(nodata))).decode()
     if isinstance(nodata, float) and math.isnan(nodata):
         return "NaN"
     return nodata
 
 
+def decode_fill(value: Any, dtype: Any, zarr_format: int) -> Any:
+    """The nodata value of a ``_FillValue`` attribute (the inverse of :func:`encode_fill`)."""
+    if isinstance(value, str):
+        if value in ("NaN", "nan", "Infinity", "-Infinity"):
+            return float(value.replace("Infinity", "inf"))
+        if zarr_format == 3 and np.dtype(dtype).kind == "f":
+            try:
+                return struct.unpack("<d", base64.standard_b64decode(value))[0]
+            except (ValueError, struct.error):
+                return value
+    return value
+
+
 def create_arrays(group: Any, layout: Layout) -> None:
+    """Create the data variable and the coordinate arrays of ``layout`` in the zarr ``group``."""
     fmt = layout.zarr_format
     dims = layout.dims
 
@@ -162,7 +189,7 @@ def create_arrays(group: Any, layout: Layout) -> None:
         time[:] = np.asarray(layout.times, dtype="int64")
     data_attrs: dict[str, Any] = {"grid_mapping": "spatial_ref", "coordinates": "spatial_ref"}
     if layout.nodata is not None:
-        data_attrs["_FillValue"] = _json_fill(layout.nodata)
+        data_attrs["_FillValue"] = encode_fill(layout.nodata, layout.dtype, fmt)
     fill = layout.nodata
     if fill is None and fmt == 3:
         fill = 0
@@ -180,75 +207,52 @@ def create_arrays(group: Any, layout: Layout) -> None:
 
 @attrs.frozen(eq=False, repr=False)
 class StoreFiles:
-    """The bytes of a store's metadata and coordinates, made in memory by zarr-python.
+    """The bytes of a complete store's metadata and coordinates, made in memory by zarr-python.
 
-    ``init``: every object of a new store but the pixels, marked incomplete,
-    root attributes first. ``final``: what changes once every chunk is
-    written (root attributes marked complete, then the consolidated
-    metadata). Keys are store keys (``"band_data/.zarray"``). An opaque object,
-    so that dask never looks inside it for task keys.
+    ``arrays``: every object but the pixels and the group's own metadata
+    (array metadata, coordinate chunks). ``root``: the group's metadata,
+    marked complete and consolidated, in the order a writer puts them last
+    (root attributes, then the group, then the consolidated metadata; one
+    ``zarr.json`` in v3): no reader opens the group before they land. Keys
+    are store keys (``"band_data/.zarray"``). An opaque object, so that dask
+    never looks inside it for task keys.
     """
 
-    init: tuple[tuple[str, bytes], ...]
-    final: tuple[tuple[str, bytes], ...]
+    arrays: tuple[tuple[str, bytes], ...]
+    root: tuple[tuple[str, bytes], ...]
 
     def __repr__(self) -> str:
-        return f"StoreFiles({len(self.init)} init, {len(self.final)} final)"
+        return f"StoreFiles({len(self.arrays)} arrays, {len(self.root)} root)"
 
 
-_ROOT_FIRST = {".zattrs": 0, "zarr.json": 0, ".zgroup": 1}
+_ROOT_ORDER = (".zattrs", ".zgroup", ".zmetadata", "zarr.json")
 
 
 def store_files(layout: Layout) -> StoreFiles:
     """Build the store described by ``layout`` in memory and return its files (no pixels).
 
-    The same zarr-python calls as a direct write (:func:`create_store`,
-    :func:`complete_store`), so
-    a store written from these bytes is the store zarr-python would write; a
-    local write then costs a few file writes on the workers instead of
-    zarr-python's event loop (measured in docs/benchmarks.md).
+    zarr-python creates the group and arrays in a ``MemoryStore`` and
+    consolidates the metadata, so a store written from these bytes is the
+    store zarr-python would write; the protocols then only put files or
+    objects, on the workers, without zarr-python's event loop.
     """
     ensure("zarr")
+    import zarr
     from zarr.storage import MemoryStore
 
     objects: dict[str, Any] = {}
     store = MemoryStore(objects)
-    create_store(store, layout)
-    init = {k: v.to_bytes() for k, v in objects.items()}
-    complete_store(store, layout)
-    final = {k: v.to_bytes() for k, v in objects.items() if init.get(k) != v.to_bytes()}
-    if ".zmetadata" in final:  # v2: the complete marker lands before the consolidated metadata
-        final = {k: final[k] for k in sorted(final, key=lambda k: k == ".zmetadata")}
-    ordered = sorted(init.items(), key=lambda kv: _ROOT_FIRST.get(kv[0], 2))
-    return StoreFiles(tuple(ordered), tuple(final.items()))
-
-
-def create_store(store: Any, layout: Layout) -> None:
-    """Create the group and its arrays in a zarr store, marked incomplete (no pixels).
-
-    The "incomplete" marker is part of the group's first metadata write, so a
-    reader never sees this group without it.
-    """
-    ensure("zarr")
-    import zarr
-
     group = zarr.open_group(
         store,
         mode="w",
         zarr_format=2 if layout.zarr_format == 2 else 3,
-        attributes={"pyr": pyr_attrs(layout, complete=False)},
+        attributes={"pyr": pyr_attrs(layout, complete=True)},
     )
     create_arrays(group, layout)
-
-
-def complete_store(store: Any, layout: Layout) -> None:
-    """Mark the group in a zarr store complete and consolidate its metadata."""
-    ensure("zarr")
-    import zarr
-
-    group = zarr.open_group(store, mode="r+")
-    group.attrs.update({"pyr": pyr_attrs(layout, complete=True)})
     consolidate(store)
+    files = {k: v.to_bytes() for k, v in objects.items()}
+    root = tuple((k, files[k]) for k in _ROOT_ORDER if k in files)
+    return StoreFiles(tuple((k, v) for k, v in files.items() if k not in _ROOT_ORDER), root)
 
 
 def consolidate(store: Any) -> None:
@@ -263,16 +267,18 @@ def consolidate(store: Any) -> None:
 
 
 def pyr_attrs(layout: Layout, complete: bool) -> dict[str, Any]:
+    """The root group's ``pyr`` attribute."""
     return {"version": FORMAT_VERSION, "complete": complete, "kind": layout.kind, "name": layout.name}
 
 
 def layout_of(obj: Raster | Cube, name: str, zarr_format: int, compressor: Any = "auto") -> Layout:
+    """The layout of the store ``write_zarr`` writes for ``obj`` (chunks from its dask chunks)."""
     if not obj.geobox.is_axis_aligned:
         raise InvalidArgument(
             "write_zarr needs an axis-aligned grid (CF x/y coordinates); this raster's transform is "
             f"rotated or sheared: {tuple(obj.geobox.transform)[:6]}."
         )
-    if is_dask(obj.data):
+    if is_lazy(obj.data):
         chunks = tuple(c[0] if c else 1 for c in obj.data.chunks)
         for axis, cs in enumerate(obj.data.chunks):
             if (len(cs) > 2 and len(set(cs[:-1])) > 1) or (len(cs) > 1 and cs[-1] > cs[0]):

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import uuid
 from itertools import product
 from typing import Any
 
@@ -32,8 +31,10 @@ import numpy as np
 
 from pyr._cache import ThreadCache
 from pyr.errors import ReadError
+from pyr.io.storage.base import Storage
+from pyr.io.storage.local import put_file
 
-__all__ = ["put_file", "read_region", "write_region"]
+__all__ = ["chunk_layout", "put_file", "read_region", "write_1d", "write_region"]
 
 _FILES = ThreadCache(maxsize=32)
 
@@ -224,13 +225,45 @@ def _write_chunk(files: ChunkFiles, path: str, data: np.ndarray) -> None:
     put_file(path, data.data if files.compressor is None else files.compressor.encode(data))
 
 
-def put_file(path: str, data: Any) -> None:
-    """Write ``data`` to ``path`` whole or not at all (a temporary name, then a rename)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{uuid.uuid4().hex}.partial"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+def chunk_layout(meta: dict[str, Any]) -> ChunkFiles | None:
+    """The chunk layout of an array from its parsed metadata (``.zarray`` or ``zarr.json``), keys relative to it."""
+    parse = _load_v3 if meta.get("zarr_format") == 3 else _load_v2
+    try:
+        found = parse("", meta)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None if found is None else found[0]
+
+
+def write_1d(storage: Storage, name: str, meta: dict[str, Any], start: int, values: np.ndarray) -> bool:
+    """Write ``values`` at ``start`` of the 1-D array ``name`` (whose metadata is ``meta``) in ``storage``.
+
+    Each chunk touched is read, changed and put whole (an atomic put), so
+    the values before ``start`` stay readable throughout; the array's shape
+    is not changed. ``False`` when this module cannot encode the array.
+    """
+    files = chunk_layout(meta)
+    if files is None or len(files.chunks) != 1:
+        return False
+    (c,) = files.chunks
+    for i in range(start // c, (start + len(values) - 1) // c + 1):
+        key = f"{name}/{files.key([str(i)])}"
+        chunk = np.full(c, files.fill, dtype=files.dtype)
+        raw = storage.get(key)
+        if raw is not None:
+            chunk[...] = _decode_bytes(files, raw)
+        lo, hi = max(start, i * c), min(start + len(values), (i + 1) * c)
+        chunk[lo - i * c : hi - i * c] = values[lo - start : hi - start]
+        storage.put(key, bytes(chunk.data if files.compressor is None else files.compressor.encode(chunk)))
+    return True
+
+
+def _decode_bytes(files: ChunkFiles, raw: bytes) -> np.ndarray:
+    if files.compressor is None:
+        return np.frombuffer(raw, dtype=files.dtype).reshape(files.chunks)
+    out = np.empty(files.chunks, dtype=files.dtype)
+    files.compressor.decode(raw, out=out)
+    return out
 
 
 def read_region(url: str, name: str, region: tuple[slice, ...], fingerprint: str) -> np.ndarray | None:
