@@ -43,11 +43,13 @@ import json
 import multiprocessing
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
 import traceback
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +68,7 @@ __all__ = [
     "kill_points",
     "local_promise",
     "observe",
+    "prepare",
     "run_child",
     "run_scenario",
     "trace_steps",
@@ -137,6 +140,7 @@ class Place:
     root: str
     storage_options: Mapping[str, Any] | None = None
     gdal_env: Mapping[str, str] = field(default_factory=dict)
+    scheduler: str | None = None  # overrides the scenario's (object stores: "sync", fewer clients to start)
 
     @property
     def local(self) -> bool:
@@ -261,7 +265,8 @@ def run_child(script: str, env: Mapping[str, str] | None = None) -> tuple[int | 
 
 
 def _script(sc: Scenario, target: str, place: Place, body: str) -> str:
-    head = f"SCHEDULER = {sc.scheduler!r}\nTARGET = {target!r}\nOPTS = {_plain(place.storage_options)!r}\n"
+    scheduler = place.scheduler or sc.scheduler
+    head = f"SCHEDULER = {scheduler!r}\nTARGET = {target!r}\nOPTS = {_plain(place.storage_options)!r}\n"
     return head + PRELUDE + "\n" + textwrap.dedent(body) + "\n"
 
 
@@ -282,22 +287,53 @@ def _target(sc: Scenario, spot: str) -> str:
     return os.path.join(spot, sc.target) if "://" not in spot else f"{spot}/{sc.target}"
 
 
-def _setup(sc: Scenario, target: str, place: Place) -> None:
-    if sc.setup:
-        code, saved = run_child(_script(sc, target, place, sc.setup))
-        if code != 0:
-            raise AssertionError(f"{sc.name}: setup failed ({code}): {saved.get('error')}\n{saved.get('traceback')}")
+def prepare(sc: Scenario, place: Place) -> str | None:
+    """Run ``sc.setup`` once in a spot of its own; that spot (None without a setup) is copied per kill point."""
+    if not sc.setup:
+        return None
+    spot = place.spot(f"{sc.name}-before")
+    code, saved = run_child(_script(sc, _target(sc, spot), place, sc.setup))
+    if code != 0:
+        raise AssertionError(f"{sc.name}: setup failed ({code}): {saved.get('error')}\n{saved.get('traceback')}")
+    return spot
+
+
+def _fresh(sc: Scenario, place: Place, label: str, before: str | None) -> tuple[str, str]:
+    """A new spot holding a copy of ``before`` (the state before the call); the spot and the target in it."""
+    spot = place.spot(label)
+    if before is not None:
+        if place.local:
+            shutil.copytree(before, spot, dirs_exist_ok=True, symlinks=True)
+        else:
+            fs = _remote_fs(place)
+            fs.copy(before.split("://", 1)[1] + "/", spot.split("://", 1)[1] + "/", recursive=True)
+            fs.invalidate_cache()
+    return spot, _target(sc, spot)
+
+
+_FS: dict[str, Any] = {}
+
+
+def _remote_fs(place: Place) -> Any:
+    import fsspec
+
+    key = json.dumps([place.root, _plain(place.storage_options)], sort_keys=True)
+    if key not in _FS:
+        _FS[key] = fsspec.url_to_fs(place.root, **(place.storage_options or {}))[0]
+    return _FS[key]
 
 
 def _readers(sc: Scenario) -> tuple[str, ...]:
     return ("pyr", "xarray", "gdal") if sc.kind == "zarr" else ("pyr", "gdal")
 
 
-def trace_steps(sc: Scenario, place: Place) -> list[str]:
-    """The steps ``sc.call`` names, in order (it runs once, after ``setup``, and must succeed)."""
-    spot = place.spot(f"{sc.name}-trace")
-    target = _target(sc, spot)
-    _setup(sc, target, place)
+def trace_steps(sc: Scenario, place: Place, before: str | None = None) -> list[str]:
+    """The steps ``sc.call`` names, in order (it runs once, after ``setup``, and must succeed).
+
+    ``before``: the spot :func:`prepare` made (else ``setup`` runs here).
+    """
+    before = before if before is not None else prepare(sc, place)
+    _, target = _fresh(sc, place, f"{sc.name}-trace", before)
     with tempfile.TemporaryDirectory(prefix="pyr-crash-trace-") as tmp:
         trace = os.path.join(tmp, "steps")
         code, saved = run_child(
@@ -316,19 +352,21 @@ def trace_steps(sc: Scenario, place: Place) -> list[str]:
     return steps
 
 
-def kill_at(sc: Scenario, place: Place, point: str) -> KillResult:
-    """Kill ``sc.call`` at ``point`` (``name#k``), look with every reader, rerun, look again."""
-    spot = place.spot(f"{sc.name}-{point}")
-    target = _target(sc, spot)
-    _setup(sc, target, place)
+def kill_at(sc: Scenario, place: Place, point: str, before: str | None = None) -> KillResult:
+    """Kill ``sc.call`` at ``point`` (``name#k``), look with every reader, rerun, look again.
+
+    ``before``: the spot :func:`prepare` made (else ``setup`` runs here).
+    """
+    before = before if before is not None else prepare(sc, place)
+    spot, target = _fresh(sc, place, f"{sc.name}-{point}", before)
     readers = _readers(sc)
-    code, saved = run_child(_script(sc, target, place, sc.call), {"PYR_FAULT_AT": point})
+    killed, saved = run_child(_script(sc, target, place, sc.call), {"PYR_FAULT_AT": point})
     seen: dict[str, str] = {}
-    if code != _exit_code():
+    if killed != _exit_code():
         seen = {r: "not killed" for r in readers}
-        err = saved.get("error") or f"exit code {code}"
+        err = saved.get("error") or f"exit code {killed}"
         return KillResult(
-            sc.name, point, code, seen, f"(the kill point was not reached: {err})", {}, [], sc.old != "None"
+            sc.name, point, killed, seen, f"(the kill point was not reached: {err})", {}, [], sc.old != "None"
         )
     py = tuple(r for r in readers if r != "gdal")
     _, got = run_child(_script(sc, target, place, _observe_body(sc, py, place)))
@@ -340,8 +378,7 @@ def kill_at(sc: Scenario, place: Place, point: str) -> KillResult:
     rerun_seen = {r: saved.get(r, "-") for r in readers} if code == 0 else {}
     name = sc.target
     leftovers = [p for p in saved.get("ls", []) if not _inside(p, name) or _STAGING.search(p)]
-    return KillResult(sc.name, point, code if rerun_error else _exit_code(), seen, rerun_error, rerun_seen,
-                      leftovers, sc.old != "None")  # fmt: skip
+    return KillResult(sc.name, point, killed, seen, rerun_error, rerun_seen, leftovers, sc.old != "None")
 
 
 def _rerun_body(sc: Scenario, readers: tuple[str, ...], place: Place, spot: str) -> str:
@@ -366,9 +403,19 @@ def _exit_code() -> int:
     return EXIT_CODE
 
 
-def run_scenario(sc: Scenario, place: Place) -> list[KillResult]:
-    """Every kill point of ``sc`` at ``place`` (raises :class:`NoSteps` if the call names none)."""
-    return [kill_at(sc, place, point) for point in kill_points(trace_steps(sc, place))]
+def run_scenario(sc: Scenario, place: Place, workers: int | None = None) -> list[KillResult]:
+    """Every kill point of ``sc`` at ``place`` (raises :class:`NoSteps` if the call names none).
+
+    Kill points are independent (each has its own folder or prefix): ``workers``
+    of them run at once (``PYR_CRASH_WORKERS``, else 2).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = prepare(sc, place)
+    points = kill_points(trace_steps(sc, place, before))
+    workers = workers or int(os.environ.get("PYR_CRASH_WORKERS", "2"))
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        return list(pool.map(lambda point: kill_at(sc, place, point, before), points))
 
 
 def local_promise(res: KillResult) -> list[str]:
@@ -456,7 +503,7 @@ def _failure(reader: str, err: Exception) -> str:
     text = full[:160]
     if isinstance(err, IncompleteStore):
         return "refused"
-    missing = ("does not exist", "No such file", "NoSuchKey", "GroupNotFound", "not found")
+    missing = ("does not exist", "No such file", "NoSuchKey", "GroupNotFound", "not found", "No group found")
     if isinstance(err, FileNotFoundError) or any(m in full for m in missing):
         return f"absent ({text})" if reader != "pyr" else "absent"
     return f"fails: {text}"
@@ -478,7 +525,9 @@ def _see(
     if reader == "xarray":
         import xarray as xr
 
-        ds = xr.open_zarr(target, storage_options=opts) if opts else xr.open_zarr(target)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "no consolidated metadata": the fallback is what a user gets
+            ds = xr.open_zarr(target, storage_options=opts) if opts else xr.open_zarr(target)
         var = ds["band_data"]
         values = np.asarray(var.values, dtype="float64")
         return _judge(lambda exp: _xarray_equal(ds, values, exp), expected, values)
@@ -487,8 +536,8 @@ def _see(
     path = target
     if "://" in target:
         path = "/vsis3/" + target.split("://", 1)[1]
-    os.environ.update(env)
-    with rasterio.Env(**env), rasterio.open(f'ZARR:"{path}":/band_data' if kind == "zarr" else path) as src:
+    os.environ.update(env)  # GDAL reads them (rasterio.Env refuses AWS credentials as options)
+    with rasterio.Env(), rasterio.open(f'ZARR:"{path}":/band_data' if kind == "zarr" else path) as src:
         values = src.read()
         transform = src.transform
     return _judge(lambda exp: _gdal_equal(values, transform, exp), expected, values)
@@ -519,7 +568,7 @@ def _xarray_equal(ds: Any, values: np.ndarray, exp: Any) -> bool:
         want = np.where(want == exp.nodata, np.nan, want)
     if values.shape != want.shape or not np.array_equal(values, want, equal_nan=True):
         return False
-    y, x = exp.geobox.coords
+    y, x = exp.geobox.coords()
     if not (np.allclose(ds["y"].values, y) and np.allclose(ds["x"].values, x)):
         return False
     if getattr(exp, "times", None) is not None:
