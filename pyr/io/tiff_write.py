@@ -19,6 +19,7 @@ the same path. Every step that changes storage is named for the crash tests
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -265,7 +266,9 @@ def _local_path(path: Any) -> Path:
     local = Path(text)
     full = Path(os.path.abspath(text))
     cwd = Path.cwd().resolve()
-    folders = {cwd, *cwd.parents, Path(full.anchor), Path.home().resolve()}
+    folders = {cwd, *cwd.parents, Path(full.anchor)}
+    with contextlib.suppress(RuntimeError, KeyError):  # no home folder known
+        folders.add(Path.home().resolve())
     if not text.strip() or text.endswith(("/", os.sep)) or local.name in ("", ".", ".."):
         raise InvalidArgument(f"path={path!r}: expected a file path, not a folder.")
     if full.is_dir() or full.resolve() in folders:

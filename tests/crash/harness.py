@@ -17,7 +17,7 @@ S3 server) the harness
    step such as a chunk write, its last), runs ``setup`` afresh then ``call``
    with ``PYR_FAULT_AT=<name>#<k>``: the child must exit with
    :data:`pyr._faults.EXIT_CODE` (a kill point never reached is a failure);
-3. asks every reader what it sees: pyr (``read_zarr``/``read``) and plain
+3. asks every reader what it sees (readers.py): pyr (``read_zarr``/``read``) and plain
    ``xarray.open_zarr`` in one child, GDAL (rasterio) in another: ``old``,
    ``new``, ``absent``, ``refused`` (pyr's ``IncompleteStore``), ``fails``
    (any other error opening or reading) or ``wrong`` (it opened and the
@@ -49,14 +49,13 @@ import sys
 import tempfile
 import textwrap
 import traceback
-import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from .readers import dump
 
 __all__ = [
     "PRELUDE",
@@ -67,7 +66,6 @@ __all__ = [
     "kill_at",
     "kill_points",
     "local_promise",
-    "observe",
     "prepare",
     "run_child",
     "run_scenario",
@@ -75,6 +73,7 @@ __all__ = [
 ]
 
 READERS = ("pyr", "xarray", "gdal")
+_READERS = __name__.rpartition(".")[0] + ".readers"  # the module the children import
 TIMEOUT = 120.0  # seconds a child may take before it counts as hung
 
 #: What every snippet sees: a 64 x 64 grid, 2 bands, 32 x 32 chunks (so a
@@ -196,11 +195,6 @@ def kill_points(steps: Iterable[str]) -> list[str]:
 # --- running children -----------------------------------------------------------------
 
 
-def _dump(path: str, obj: Any) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f)
-
-
 def _job(script: str, env: Mapping[str, str], cwd: str, result: str) -> None:
     """Run ``script`` in this (child) process; an exception is saved in ``result`` and exits 1."""
     os.chdir(cwd)
@@ -208,13 +202,13 @@ def _job(script: str, env: Mapping[str, str], cwd: str, result: str) -> None:
     try:
         exec(compile(script, "<crash job>", "exec"), {"__name__": "__crash_job__", "RESULT": result})
     except BaseException as err:
-        _dump(result, {"error": f"{type(err).__name__}: {err}"[:400], "traceback": traceback.format_exc()[-2000:]})
+        dump(result, {"error": f"{type(err).__name__}: {err}"[:400], "traceback": traceback.format_exc()[-2000:]})
         sys.stdout.flush()
         os._exit(1)
 
 
 _PRELOAD = ["numpy", "dask.array", "dask.threaded", "distributed", "zarr", "xarray", "rasterio", "s3fs", "pyr",
-            "pyr.io.zarrio", "pyr.io.tiff_write", __name__]  # fmt: skip
+            "pyr.io.zarrio", "pyr.io.tiff_write", __name__, _READERS]  # fmt: skip
 _context: Any = None
 
 
@@ -276,8 +270,8 @@ def _plain(opts: Mapping[str, Any] | None) -> Any:
 
 def _observe_body(sc: Scenario, readers: tuple[str, ...], place: Place, *, call: bool = False) -> str:
     look = (
-        f"from {__name__} import observe, _dump\n"
-        f"_dump(RESULT, observe({readers!r}, {sc.kind!r}, TARGET, OPTS, lambda: {sc.old}, lambda: {sc.new}, "
+        f"from {_READERS} import observe, dump\n"
+        f"dump(RESULT, observe({readers!r}, {sc.kind!r}, TARGET, OPTS, lambda: {sc.old}, lambda: {sc.new}, "
         f"{dict(place.gdal_env)!r}))\n"
     )
     return (textwrap.dedent(sc.call) + "\n" if call else "") + look
@@ -383,10 +377,10 @@ def kill_at(sc: Scenario, place: Place, point: str, before: str | None = None) -
 
 def _rerun_body(sc: Scenario, readers: tuple[str, ...], place: Place, spot: str) -> str:
     return textwrap.dedent(sc.call) + (
-        f"\nfrom {__name__} import observe, listing, _dump\n"
+        f"\nfrom {_READERS} import observe, listing, dump\n"
         f"seen = observe({readers!r}, {sc.kind!r}, TARGET, OPTS, lambda: {sc.old}, lambda: {sc.new}, "
         f"{dict(place.gdal_env)!r})\n"
-        f"_dump(RESULT, {{**seen, 'ls': listing({spot!r}, OPTS)}})\n"
+        f"dump(RESULT, {{**seen, 'ls': listing({spot!r}, OPTS)}})\n"
     )
 
 
@@ -442,143 +436,3 @@ def local_promise(res: KillResult) -> list[str]:
     if res.leftovers:
         broken.append(f"killed at {res.point}: the rerun left staging behind: {res.leftovers[:5]}")
     return broken
-
-
-# --- in the children: what each reader sees -------------------------------------------
-
-
-def listing(root: str, opts: Mapping[str, Any] | None) -> list[str]:
-    """Every file under ``root`` (a folder or a URL prefix), relative, sorted."""
-    if "://" not in root:
-        out = []
-        for dirpath, dirnames, filenames in os.walk(root):
-            rel = os.path.relpath(dirpath, root)
-            for name in [*filenames, *(d for d in dirnames if not os.listdir(os.path.join(dirpath, d)))]:
-                out.append(os.path.normpath(os.path.join(rel, name)))
-        return sorted(out)
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(root, **(opts or {}))
-    fs.invalidate_cache()
-    return sorted(p[len(path.rstrip("/")) + 1 :] for p in fs.find(path))
-
-
-def observe(
-    readers: Iterable[str],
-    kind: str,
-    target: str,
-    opts: Mapping[str, Any] | None,
-    old: Callable[[], Any],
-    new: Callable[[], Any],
-    gdal_env: Mapping[str, str],
-) -> dict[str, str]:
-    """What each reader sees at ``target``: old, new, absent, refused, fails: ... or wrong: ..."""
-    expected = {"new": _eager(new()), "old": _eager(old())}
-    out = {}
-    for reader in readers:
-        try:
-            out[reader] = _see(reader, kind, target, opts, expected, gdal_env)
-        except Exception as err:
-            out[reader] = _failure(reader, err)
-    return out
-
-
-def _eager(obj: Any) -> Any:
-    if obj is None:
-        return None
-    return type(obj)(np.asarray(obj.data), obj.geobox, **_meta(obj))
-
-
-def _meta(obj: Any) -> dict[str, Any]:
-    meta: dict[str, Any] = {"nodata": obj.nodata, "bands": obj.bands}
-    if hasattr(obj, "times"):
-        meta["times"] = obj.times
-    return meta
-
-
-def _failure(reader: str, err: Exception) -> str:
-    from pyr.errors import IncompleteStore
-
-    full = f"{type(err).__name__}: {err}".replace("\n", " ")
-    text = full[:160]
-    if isinstance(err, IncompleteStore):
-        return "refused"
-    missing = ("does not exist", "No such file", "NoSuchKey", "GroupNotFound", "not found", "No group found")
-    if isinstance(err, FileNotFoundError) or any(m in full for m in missing):
-        return f"absent ({text})" if reader != "pyr" else "absent"
-    return f"fails: {text}"
-
-
-def _see(
-    reader: str,
-    kind: str,
-    target: str,
-    opts: Mapping[str, Any] | None,
-    expected: dict[str, Any],
-    env: Mapping[str, str],
-) -> str:
-    if reader == "pyr":
-        import pyr
-
-        got = pyr.read_zarr(target, storage_options=opts) if kind == "zarr" else pyr.read(target)
-        return _judge(lambda exp: _pyr_equal(got, exp), expected, got.data)
-    if reader == "xarray":
-        import xarray as xr
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "no consolidated metadata": the fallback is what a user gets
-            ds = xr.open_zarr(target, storage_options=opts) if opts else xr.open_zarr(target)
-        var = ds["band_data"]
-        values = np.asarray(var.values, dtype="float64")
-        return _judge(lambda exp: _xarray_equal(ds, values, exp), expected, values)
-    import rasterio
-
-    path = target
-    if "://" in target:
-        path = "/vsis3/" + target.split("://", 1)[1]
-    os.environ.update(env)  # GDAL reads them (rasterio.Env refuses AWS credentials as options)
-    with rasterio.Env(), rasterio.open(f'ZARR:"{path}":/band_data' if kind == "zarr" else path) as src:
-        values = src.read()
-        transform = src.transform
-    return _judge(lambda exp: _gdal_equal(values, transform, exp), expected, values)
-
-
-def _judge(equal: Callable[[Any], bool], expected: dict[str, Any], values: Any) -> str:
-    for label in ("new", "old"):
-        if expected[label] is not None and equal(expected[label]):
-            return label
-    arr = np.asarray(values, dtype="float64")
-    fill = float(np.mean((arr == 0) | np.isnan(arr))) if arr.size else 0.0
-    return f"wrong: shape {arr.shape}, {fill:.0%} fill"
-
-
-def _pyr_equal(got: Any, exp: Any) -> bool:
-    from pyr.testing import assert_raster_equal
-
-    try:
-        assert_raster_equal(got, exp)
-    except AssertionError:
-        return False
-    return True
-
-
-def _xarray_equal(ds: Any, values: np.ndarray, exp: Any) -> bool:
-    want = np.asarray(exp.data, dtype="float64")
-    if exp.nodata is not None:
-        want = np.where(want == exp.nodata, np.nan, want)
-    if values.shape != want.shape or not np.array_equal(values, want, equal_nan=True):
-        return False
-    y, x = exp.geobox.coords()
-    if not (np.allclose(ds["y"].values, y) and np.allclose(ds["x"].values, x)):
-        return False
-    if getattr(exp, "times", None) is not None:
-        return bool(np.array_equal(ds["time"].values.astype("datetime64[ns]"), exp.times))
-    return "time" not in ds.dims
-
-
-def _gdal_equal(values: np.ndarray, transform: Any, exp: Any) -> bool:
-    want = np.asarray(exp.data)
-    want = want.reshape(-1, *want.shape[-2:])
-    if values.shape != want.shape or not np.array_equal(values, want, equal_nan=values.dtype.kind == "f"):
-        return False
-    return bool(transform.almost_equals(exp.geobox.transform))
