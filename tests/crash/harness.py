@@ -14,11 +14,13 @@ S3 server) the harness
    steps the protocol names (:mod:`pyr._faults`) in order; a protocol that
    names no step cannot be killed at one and fails (:class:`NoSteps`);
 2. for every kill point (each step's first occurrence and, for a repeated
-   step such as a chunk write, its last), runs ``setup`` afresh then ``call``
-   with ``PYR_FAULT_AT=<name>#<k>``: the child must exit with
+   step such as a chunk write, its last), in a folder or prefix of its own
+   holding a copy of what ``setup`` made (it runs once per scenario, so a
+   store must not depend on its own path), runs ``call`` with
+   ``PYR_FAULT_AT=<name>#<k>``: the child must exit with
    :data:`pyr._faults.EXIT_CODE` (a kill point never reached is a failure);
-3. asks every reader what it sees (readers.py): pyr (``read_zarr``/``read``) and plain
-   ``xarray.open_zarr`` in one child, GDAL (rasterio) in another: ``old``,
+3. asks every reader what it sees (readers.py): pyr (``read_zarr``/``read``)
+   and plain ``xarray.open_zarr`` in one child, GDAL (rasterio) in another: ``old``,
    ``new``, ``absent``, ``refused`` (pyr's ``IncompleteStore``), ``fails``
    (any other error opening or reading) or ``wrong`` (it opened and the
    values, grid or times are neither the old nor the new ones);
@@ -35,6 +37,7 @@ xarray, rasterio and pyr once (``multiprocessing``'s forkserver; no GDAL
 dataset is ever opened in it), so a kill point costs milliseconds of start-up
 rather than an interpreter start. ``PYR_CRASH_FRESH=1`` runs every child as a
 fresh ``sys.executable`` instead (slower, for checking the harness itself).
+Two kill points run at once (``PYR_CRASH_WORKERS``).
 """
 
 from __future__ import annotations
