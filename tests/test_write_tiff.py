@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import dask
@@ -242,3 +243,81 @@ def test_two_writes_of_one_raster_at_once_never_publish_a_mixed_file(tmp_path: P
         with rasterio.open(out) as src:
             np.testing.assert_array_equal(src.read(), values)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]
+
+
+# --- paths that name folders; staging that killed writes leave behind ------------------------
+
+
+@pytest.mark.parametrize("path", ["", ".", "..", "file://", "sub/", "sub/..", "HERE", "PARENT", "HOME", "/", 123])
+def test_paths_naming_folders_are_refused_before_anything_is_touched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: object
+) -> None:
+    # write_tiff("") used to write into the current folder (and fail late with a WriteError)
+    here = tmp_path / "here"
+    (here / "sub").mkdir(parents=True)
+    (here / "keep.txt").write_text("mine")
+    monkeypatch.chdir(here)
+    path = {"HERE": str(here), "PARENT": str(tmp_path), "HOME": str(Path.home())}.get(path, path)  # type: ignore[call-overload]
+    with pytest.raises(InvalidArgument, match="path="):
+        write_tiff(_raster(False), path)
+    assert sorted(p.name for p in here.iterdir()) == ["keep.txt", "sub"]
+    assert list((here / "sub").iterdir()) == []
+
+
+def _dead_staging(folder: Path, name: str = "out.tif") -> Path:
+    """The staging a killed write of other data to ``folder / name`` leaves (no live lock)."""
+    staging = folder / f".{name}.0123456789abcdef.pyr-tmp"
+    (staging / "run-0123456789ab").mkdir(parents=True)
+    (staging / "run-0123456789ab" / "plain.tif").write_bytes(b"half a file")
+    (staging / "chunk-0-0-0.npy").write_bytes(b"a chunk")
+    return staging
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_the_next_write_removes_dead_staging(tmp_path: Path, lazy: bool) -> None:
+    # a killed write's staging folder used to stay for good: no later write removed it
+    _dead_staging(tmp_path)
+    other = _dead_staging(tmp_path, "other.tif")  # another output's staging is not this write's business
+    write_tiff(_raster(lazy), tmp_path / "out.tif")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.tif", other.name])
+    assert_raster_equal(read(tmp_path / "out.tif"), _raster(False))
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_live_writes_staging_is_kept(tmp_path: Path, lazy: bool) -> None:
+    from pyr.io import _live
+
+    staging = _dead_staging(tmp_path)
+    fd = _live._lock_shared(staging)  # as a write still running (in any process) holds it
+    assert fd is not None
+    try:
+        write_tiff(_raster(lazy), tmp_path / "out.tif")
+        assert (staging / "run-0123456789ab" / "plain.tif").read_bytes() == b"half a file"
+    finally:
+        os.close(fd)
+    write_tiff(_raster(lazy), tmp_path / "out.tif")  # its writer is gone now
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]
+
+
+@pytest.mark.slow
+def test_a_killed_write_leaves_the_old_file_and_the_next_write_cleans_up(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from pyr._faults import EXIT_CODE
+
+    path = tmp_path / "out.tif"
+    write_tiff(_raster(False), path)
+    before = path.read_bytes()
+    code = (
+        "import numpy as np, pyr\n"
+        "gb = pyr.GeoBox.from_bounds((0, 0, 640, 640), 10, 'EPSG:32631')\n"
+        f"pyr.write_tiff(pyr.Raster(np.ones((1, 64, 64), 'uint8'), gb), {str(path)!r})\n"
+    )
+    env = {**os.environ, "PYR_FAULT_AT": "tiff.write:publish"}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=Path(__file__).parents[1], capture_output=True)
+    assert proc.returncode == EXIT_CODE, proc.stderr  # killed just before the rename into place
+    assert path.read_bytes() == before
+    assert len(list(tmp_path.iterdir())) == 2  # the file and the dead write's staging folder
+    write_tiff(_raster(True, "float32"), path)  # other data: another staging folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]

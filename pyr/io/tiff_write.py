@@ -9,12 +9,20 @@ under its name only when it is complete (written under a temporary name in the
 same folder, then renamed), so a failure never leaves a partial file at
 ``path`` and never removes a file that was there before. The chunk files and
 the final file must be on a filesystem every worker sees (a local path).
+
+The staging folder (``.<name>.<token>.pyr-tmp`` beside the output) is held by
+a live lock (:mod:`pyr.io._live`) while a write uses it and removed at its
+end; the folders a killed write left behind are removed by the next write to
+the same path. Every step that changes storage is named for the crash tests
+(:func:`pyr._faults.step`, ``"tiff.write:<step>"``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -24,11 +32,13 @@ import attrs
 import numpy as np
 
 from pyr._curry import curried
+from pyr._faults import step
 from pyr._fuse import fuse_writes
 from pyr._imports import ensure
-from pyr._lazy import is_lazy as is_dask  # the lead switches these calls to is_lazy
+from pyr._lazy import is_lazy
 from pyr.errors import InvalidArgument, WriteError
 from pyr.geobox import GeoBox
+from pyr.io import _live
 from pyr.raster import Raster
 
 __all__ = ["write_tiff"]
@@ -64,6 +74,13 @@ def _staging(plan: _Plan, token: str) -> Path:
     return path.with_name(f".{path.name}.{token[:16]}.pyr-tmp")
 
 
+def _reap(plan: _Plan) -> None:
+    """Remove the staging folders that dead writes to ``plan.path`` left behind (a live write's stay)."""
+    path = Path(plan.path)
+    pattern = re.compile(re.escape(f".{path.name}.") + "[0-9a-f]{16}" + re.escape(".pyr-tmp"))
+    _live.reap(path.parent, pattern, "tiff.write:reap")
+
+
 def _profile(plan: _Plan) -> dict[str, Any]:
     h, w = plan.geobox.shape
     profile: dict[str, Any] = {
@@ -96,10 +113,14 @@ def _work_folder(staging: Path) -> Path:
     named by the graph's token); their chunk files are the same bytes, but
     the whole files they assemble must not be: each run writes its own.
     """
-    staging.mkdir(exist_ok=True)
     work = staging / f"run-{uuid.uuid4().hex[:12]}"
     work.mkdir()
     return work
+
+
+def _drop(work: Path) -> None:
+    step("tiff.write:drop-run")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def _publish(plan: _Plan, staging: Path, plain: Path) -> None:
@@ -120,28 +141,34 @@ def _publish(plan: _Plan, staging: Path, plain: Path) -> None:
     else:
         options.update(driver="GTiff", TILED="YES", COPY_SRC_OVERVIEWS="NO")
     part = staging / "out.tif"
+    step("tiff.write:layout")
     gdal_copy(str(plain), str(part), **options)
+    step("tiff.write:publish")
     os.replace(part, plan.path)
 
 
 def _write_eager(data: np.ndarray, plan: _Plan, token: str) -> None:
     import rasterio
 
-    staging = _staging(plan, token)
     try:
-        work = _work_folder(staging)
-        plain = work / "plain.tif"
-        with rasterio.Env(GDAL_CACHEMAX=_CACHE), rasterio.open(plain, "w", **_profile(plan)) as dst:
-            _describe(dst, plan)
-            dst.write(data)
-        with rasterio.Env(GDAL_CACHEMAX=_CACHE):
-            _publish(plan, work, plain)
+        step("tiff.write:stage")
+        with _live.hold(_staging(plan, token), remove="tiff.write:drop-staging") as staging:
+            _reap(plan)  # not this write's folder: it is held
+            work = _work_folder(staging)
+            try:
+                plain = work / "plain.tif"
+                step("tiff.write:plain")
+                with rasterio.Env(GDAL_CACHEMAX=_CACHE), rasterio.open(plain, "w", **_profile(plan)) as dst:
+                    _describe(dst, plan)
+                    dst.write(data)
+                with rasterio.Env(GDAL_CACHEMAX=_CACHE):
+                    _publish(plan, work, plain)
+            finally:
+                _drop(work)
     except WriteError:
         raise
     except Exception as err:
         raise WriteError(f"Cannot write {plan.path!r}: {err}") from err
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _chunk_name(index: tuple[int, ...]) -> str:
@@ -152,12 +179,13 @@ def _save_chunk(plan: _Plan, token: str, index: tuple[int, ...], block: np.ndarr
     """Save one computed chunk beside the output (in the staging folder)."""
     staging = _staging(plan, token)
     try:
-        staging.mkdir(exist_ok=True)
-        name = _chunk_name(index)
-        tmp = staging / f"{name}.{uuid.uuid4().hex}"
-        with open(tmp, "wb") as f:
-            np.save(f, np.ascontiguousarray(block))
-        os.replace(tmp, staging / name)  # a retried task never leaves a torn chunk
+        step("tiff.write:chunk")
+        with _live.hold(staging, remove=None):
+            name = _chunk_name(index)
+            tmp = staging / f"{name}.{uuid.uuid4().hex}"
+            with open(tmp, "wb") as f:
+                np.save(f, np.ascontiguousarray(block))
+            os.replace(tmp, staging / name)  # a retried task never leaves a torn chunk
     except Exception as err:
         raise WriteError(f"Cannot stage a chunk of {plan.path!r} in {str(staging)!r}: {err}") from err
 
@@ -173,18 +201,24 @@ def _assemble(
     import rasterio
     from rasterio.windows import Window
 
-    staging = _staging(plan, token)
     try:
-        work = _work_folder(staging)
-        plain = work / "plain.tif"
-        with rasterio.Env(GDAL_CACHEMAX=_CACHE):
-            with rasterio.open(plain, "w", **_profile(plan)) as dst:
-                _describe(dst, plan)
-                for (b0, b1, r0, r1, c0, c1), index in zip(regions, indices, strict=True):
-                    block = np.load(staging / _chunk_name(index))
-                    dst.write(block, indexes=list(range(b0 + 1, b1 + 1)), window=Window(c0, r0, c1 - c0, r1 - r0))
-                    del block
-            _publish(plan, work, plain)
+        with _live.hold(_staging(plan, token), remove="tiff.write:drop-staging") as staging:
+            _reap(plan)  # not this write's folder: it is held
+            step("tiff.write:plain")
+            work = _work_folder(staging)
+            try:
+                plain = work / "plain.tif"
+                with rasterio.Env(GDAL_CACHEMAX=_CACHE):
+                    with rasterio.open(plain, "w", **_profile(plan)) as dst:
+                        _describe(dst, plan)
+                        for (b0, b1, r0, r1, c0, c1), index in zip(regions, indices, strict=True):
+                            block = np.load(staging / _chunk_name(index))
+                            window = Window(c0, r0, c1 - c0, r1 - r0)
+                            dst.write(block, indexes=list(range(b0 + 1, b1 + 1)), window=window)
+                            del block
+                    _publish(plan, work, plain)
+            finally:
+                _drop(work)
     except FileNotFoundError as err:
         raise WriteError(
             f"Cannot write {plan.path!r}: its staged chunks were removed while it ran (another write of the "
@@ -192,8 +226,6 @@ def _assemble(
         ) from err
     except Exception as err:
         raise WriteError(f"Cannot write {plan.path!r}: {err}") from err
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _lazy_graph(data: Any, plan: _Plan, token: str) -> Any:
@@ -224,12 +256,31 @@ def _lazy_graph(data: Any, plan: _Plan, token: str) -> Any:
     return Delayed(final_key, fused)
 
 
+def _local_path(path: Any) -> Path:
+    """``path`` as a local file path; refuses, before anything is touched, what names a folder."""
+    if isinstance(path, str) and "://" in path and not path.startswith("file://"):
+        raise InvalidArgument(f"path={path!r}: write_tiff writes local files only; write locally, then upload.")
+    if not isinstance(path, str | os.PathLike) or not isinstance(os.fspath(path), str):
+        raise InvalidArgument(f"path={path!r}: expected a file path (str, pathlib.Path or file:// URL).")
+    text = os.fspath(path)
+    text = text[len("file://") :] if text.startswith("file://") else text
+    local = Path(text)
+    full = Path(os.path.abspath(text))
+    cwd = Path.cwd().resolve()
+    folders = {cwd, *cwd.parents, Path(full.anchor)}
+    with contextlib.suppress(RuntimeError, KeyError):  # no home folder known
+        folders.add(Path.home().resolve())
+    if not text.strip() or text.endswith(("/", os.sep)) or local.name in ("", ".", ".."):
+        raise InvalidArgument(f"path={path!r}: expected a file path, not a folder.")
+    if full.is_dir() or full.resolve() in folders:
+        raise InvalidArgument(f"path={path!r}: {str(full)!r} is a folder; expected a file path.")
+    return local
+
+
 def _plan(raster: Any, path: Any, cog: Any, compress: Any, level: Any) -> _Plan:
     if not isinstance(raster, Raster):
         raise InvalidArgument(f"write_tiff expects a Raster, not {type(raster).__name__}.")
-    if isinstance(path, str) and "://" in path and not path.startswith("file://"):
-        raise InvalidArgument(f"path={path!r}: write_tiff writes local files only; write locally, then upload.")
-    local = Path(path[len("file://") :] if isinstance(path, str) and path.startswith("file://") else path)
+    local = _local_path(path)
     if not isinstance(compress, str) or compress.lower() not in _COMPRESS:
         raise InvalidArgument(f"compress={compress!r}: expected one of {', '.join(_COMPRESS)}.")
     if level is not None and (
@@ -318,15 +369,16 @@ def write_tiff(
     ensure("dask")
     from dask.base import tokenize
 
-    token = tokenize(raster.data if is_dask(raster.data) else np.asarray(raster.data), plan)
-    if is_dask(raster.data):
+    token = tokenize(raster.data if is_lazy(raster.data) else np.asarray(raster.data), plan)
+    if is_lazy(raster.data):
         delayed = _lazy_graph(raster.data, plan, token)
         if not compute:
             return delayed
-        try:
+        # this process holds the staging folder live while any process runs the chunk tasks
+        step("tiff.write:stage")
+        with _live.hold(_staging(plan, token), remove="tiff.write:drop-staging"):
+            _reap(plan)
             delayed.compute()
-        finally:
-            shutil.rmtree(_staging(plan, token), ignore_errors=True)
         return None
     if not compute:
         from dask.delayed import delayed as make_delayed
