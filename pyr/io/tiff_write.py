@@ -19,7 +19,6 @@ the same path. Every step that changes storage is named for the crash tests
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import re
@@ -39,6 +38,7 @@ from pyr._lazy import is_lazy
 from pyr.errors import InvalidArgument, WriteError
 from pyr.geobox import GeoBox
 from pyr.io import _live
+from pyr.io.storage import check_local_path
 from pyr.raster import Raster
 
 __all__ = ["write_tiff"]
@@ -265,14 +265,10 @@ def _local_path(path: Any) -> Path:
     text = os.fspath(path)
     text = text[len("file://") :] if text.startswith("file://") else text
     local = Path(text)
-    full = Path(os.path.abspath(text))
-    cwd = Path.cwd().resolve()
-    folders = {cwd, *cwd.parents, Path(full.anchor)}
-    with contextlib.suppress(RuntimeError, KeyError):  # no home folder known
-        folders.add(Path.home().resolve())
     if not text.strip() or text.endswith(("/", os.sep)) or local.name in ("", ".", ".."):
         raise InvalidArgument(f"path={path!r}: expected a file path, not a folder.")
-    if full.is_dir() or full.resolve() in folders:
+    full = Path(check_local_path(text, "path"))  # never a root, the home folder, the current folder or a parent
+    if full.is_dir():
         raise InvalidArgument(f"path={path!r}: {str(full)!r} is a folder; expected a file path.")
     return local
 
