@@ -3,10 +3,11 @@
 Import order (each module imports only from those above it)::
 
     errors, types, _imports     _imports: first imports of dask and zarr, safe across threads
+    _gridding                   grid geometry across CRSs: snapped grids, footprints, chunk windows
     geobox
     raster, cube
     _blocks                     the one lazy/eager branch
-    ops/                        pure transforms: rescale, map_blocks, stack, reduce_time
+    ops/                        pure transforms: rescale, map_blocks, stack, reduce_time, reproject, mosaic
     io/                         side effects: GeoTIFF, Zarr, GDAL env, sources
     compute, xr                 running graphs; xarray interop (imports xarray lazily)
     cli/                        the ``pyr`` command
