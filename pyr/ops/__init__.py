@@ -2,7 +2,8 @@
 
 from pyr.ops.map_blocks import map_blocks
 from pyr.ops.reduce import reduce_time
+from pyr.ops.reproject import reproject
 from pyr.ops.rescale import rescale
 from pyr.ops.stack import stack
 
-__all__ = ["map_blocks", "reduce_time", "rescale", "stack"]
+__all__ = ["map_blocks", "reduce_time", "reproject", "rescale", "stack"]
