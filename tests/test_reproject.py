@@ -21,7 +21,9 @@ import attrs
 import dask.array as da
 import numpy as np
 import pytest
+import rasterio
 from affine import Affine
+from dask.core import get_dependencies
 from hypothesis import given
 from hypothesis import strategies as st
 from rasterio.enums import Resampling
@@ -269,3 +271,211 @@ def test_bool_rasters_warp_as_bytes():
     got = pyr.reproject(r, dst)
     assert got.dtype == np.bool_
     np.testing.assert_array_equal(got.data, oracle(attrs.evolve(r, data=data.astype("uint8")), dst).astype(bool))
+
+
+# --- laziness and the graph --------------------------------------------------------------
+
+
+def test_one_output_chunk_of_a_full_tile_depends_on_a_handful_of_input_chunks():
+    tile = GeoBox.from_bounds((600_000, 4_990_200, 709_800, 5_100_000), 10, "EPSG:32631")  # 10980 x 10980
+    assert tile.shape == (10980, 10980)
+    zeros = Raster(da.zeros((1, 10980, 10980), dtype="uint16", chunks=(1, 1024, 1024)), tile, nodata=0)
+    dst = tile.to_crs("EPSG:3857", resolution=20)
+    with raise_if_dask_computes():
+        out = pyr.reproject(zeros, dst)
+    assert out.chunks[-2][0] == 1024
+    graph = dict(out.data.__dask_graph__())
+    inputs = {k for k in graph if k[0] == zeros.data.name}
+    assert len(inputs) == 121
+    keys = out.data.__dask_keys__()[0]  # [row of chunks][column of chunks]
+    assert len(keys) * len(keys[0]) > 25
+    counts = []
+    for key in keys[0][:3] + keys[len(keys) // 2][:3]:
+        direct = get_dependencies(graph, key)
+        assert direct <= inputs, "an output task depends only on input chunks"
+        counts.append(len(direct))
+    # a 1024-cell chunk at 20 m covers about 2 x 2 input chunks of 1024 cells at 10 m: 9 at most with margins
+    assert 1 <= max(counts) <= 12, counts
+    assert min(counts) >= 1
+
+
+def test_chunks_outside_the_input_are_nodata_blocks_without_dependencies():
+    src = SOURCE_GRIDS["EPSG:32631"]
+    r = Raster(da.ones((1, *src.shape), dtype="uint16", chunks=(1, 10, 10)), src, nodata=0)
+    dst = GeoBox.from_bounds((560_000, 5_000_000, 700_000, 5_048_000), 1000, "EPSG:32631")  # wider both sides
+    out = pyr.reproject(r, dst)
+    graph = dict(out.data.__dask_graph__())
+    first, last = out.data.__dask_keys__()[0][0][0], out.data.__dask_keys__()[0][0][-1]
+    assert get_dependencies(graph, first) == set()
+    assert get_dependencies(graph, last) == set()
+    values = out.data.compute()
+    assert (values[..., :30] == 0).all()
+    assert (values[..., 40:100] == 1).all()
+    assert_lazy_matches_eager(out, pyr.reproject(attrs.evolve(r, data=np.asarray(r.data)), dst), src)
+
+
+def test_same_graph_for_the_same_call_and_curried_form():
+    src = SOURCE_GRIDS["EPSG:32631"]
+    r = Raster(da.ones((1, *src.shape), dtype="uint16", chunks=(1, 10, 10)), src, nodata=0)
+    dst = src.to_crs("EPSG:4326")
+    a = pyr.reproject(r, dst, resampling="bilinear")
+    b = pyr.reproject(geobox=dst, resampling="bilinear")(r)
+    assert a.data.name == b.data.name
+    assert pyr.reproject(r, dst).data.name != a.data.name
+
+
+# --- polar, antimeridian, sinusoidal --------------------------------------------------------
+
+
+def _random(src: GeoBox, dtype="int16", seed=0):
+    rng = np.random.default_rng(seed)
+    return Raster(rng.integers(1, 1000, (1, *src.shape)).astype(dtype), src, nodata=0)
+
+
+AWKWARD = [
+    # (input grid, target grid): a polar input onto lon/lat, a lon/lat input onto a polar grid
+    # (one chunk holds the pole), a UTM zone 1 scene across the antimeridian onto lon/lat past 180
+    # and onto a Pacific Mercator, a sinusoidal (MODIS-like) tile onto lon/lat.
+    (
+        GeoBox.from_bounds((-1_500_000, -1_500_000, 1_500_000, 1_500_000), 25_000, "EPSG:3413"),
+        GeoBox.from_bounds((-180, 60, 180, 90), 0.5, "EPSG:4326"),
+    ),
+    (
+        GeoBox.from_bounds((-180, 65, 180, 90), 0.5, "EPSG:4326"),
+        GeoBox.from_bounds((-1_200_000, -1_200_000, 1_200_000, 1_200_000), 20_000, "EPSG:3413"),
+    ),
+    (
+        GeoBox.from_bounds((-180, -90, 180, -60), 0.5, "EPSG:4326"),
+        GeoBox.from_bounds((-2_000_000, -2_000_000, 2_000_000, 2_000_000), 25_000, "EPSG:3031"),
+    ),
+    (
+        GeoBox.from_bounds((200_000, 7_700_000, 800_000, 8_300_000), 5000, "EPSG:32701"),
+        GeoBox.from_bounds((174, -22, 186, -15), 0.05, "EPSG:4326"),
+    ),
+    (
+        GeoBox.from_bounds((200_000, 7_700_000, 800_000, 8_300_000), 5000, "EPSG:32701"),
+        GeoBox.from_bbox((174, -22, -174, -15), crs="EPSG:3832", resolution=5000),
+    ),
+    (
+        GeoBox.from_bounds((-1_111_950, 4_447_800, 0, 5_559_750), 9265, "+proj=sinu +R=6371007.181 +units=m"),
+        GeoBox.from_bounds((-20, 38, 2, 52), 0.1, "EPSG:4326"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("src", "dst"), AWKWARD, ids=["3413-4326", "4326-3413", "4326-3031", "utm1-4326", "utm1-3832", "sinu-4326"]
+)
+@pytest.mark.parametrize("chunk", [17, 40])
+def test_polar_antimeridian_and_sinusoidal(src, dst, chunk):
+    r = _random(src)
+    eager = pyr.reproject(r, dst)
+    np.testing.assert_array_equal(eager.data, oracle(r, dst))
+    assert (eager.data != 0).mean() > 0.2, "the case covers a good part of the target"
+    lazy = pyr.reproject(with_chunks(r, (1, chunk, chunk)), dst)
+    assert_lazy_matches_eager(lazy, eager, src)
+
+
+def test_the_chunk_holding_the_pole_is_filled_lazily():
+    src = GeoBox.from_bounds((-180, 65, 180, 90), 0.5, "EPSG:4326")
+    dst = GeoBox.from_bounds((-200_000, -200_000, 200_000, 200_000), 20_000, "EPSG:3413")
+    r = _random(src)
+    lazy = pyr.reproject(with_chunks(r, (1, 10, 10)), dst)
+    values = lazy.data.compute()
+    assert (values != 0).all(), "every cell near the pole has data"
+    assert_lazy_matches_eager(lazy, pyr.reproject(r, dst), src)
+
+
+# --- every scheduler -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheduler", ["threads", "processes", "cluster"])
+def test_reproject_on_every_scheduler(scheduler):
+    import dask
+
+    src = SOURCE_GRIDS["EPSG:32631"]
+    r = _random(src, "uint16")
+    dst = src.to_crs("EPSG:3857")
+    lazy = pyr.reproject(with_chunks(r, (1, 16, 16)), dst, resampling="bilinear")
+    expected = lazy.data.compute(scheduler="sync")
+    if scheduler == "cluster":
+        distributed = pytest.importorskip("distributed")
+        with (
+            distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as c,
+            distributed.Client(c),
+        ):
+            got = lazy.data.compute()
+    else:
+        with dask.config.set(scheduler=scheduler, num_workers=2):
+            got = lazy.data.compute()
+    np.testing.assert_array_equal(got, expected)
+
+
+# --- real files (../shared/data/real) ----------------------------------------------------------
+
+
+def file_oracle(path, dst: GeoBox, resampling="nearest", nodata=None) -> np.ndarray:
+    """``rasterio.warp.reproject`` straight from the file's band 1 onto ``dst``."""
+    with rasterio.open(path) as src:
+        fill = nodata if nodata is not None else src.nodata
+        out = np.full((1, *dst.shape), fill, dtype=src.dtypes[0])
+        rio_reproject(
+            rasterio.band(src, 1),
+            out[0],
+            dst_transform=dst.transform,
+            dst_crs=dst.crs,
+            dst_nodata=fill,
+            resampling=Resampling[resampling],
+        )
+    return out
+
+
+LANDSAT = "landsat8_c2l2_001062/LC08_L2SP_001062_20201031_20201106_02_T2_SR_B4.TIF"
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4326", "EPSG:3857"])
+@pytest.mark.parametrize("resampling", ["nearest", "bilinear"])
+def test_landsat_utm_to_4326_and_3857_against_rasterio(real_data, crs, resampling):
+    path = real_data / LANDSAT
+    eager_in = pyr.read(path)
+    dst = eager_in.geobox.to_crs(crs)
+    eager = pyr.reproject(eager_in, dst, resampling=resampling)
+    expected = file_oracle(path, dst, resampling)
+    assert (expected != 0).mean() > 0.3
+    if resampling == "nearest":
+        np.testing.assert_array_equal(eager.data, expected)
+        lazy = pyr.reproject(pyr.read(path, chunks=100), dst)
+        assert_lazy_matches_eager(lazy, eager, eager_in.geobox)
+    else:
+        np.testing.assert_allclose(eager.data, expected, atol=1)  # integer output: GDAL rounds
+
+
+def test_sentinel2_b04_to_3857_at_200m(real_data):
+    path = real_data / "s2l2a_cog_29RKH_20200219" / "B04.tif"
+    src = pyr.read(path)
+    dst = src.geobox.to_crs("EPSG:3857", resolution=200)
+    for method in ("nearest", "average"):
+        eager = pyr.reproject(src, dst, resampling=method)
+        np.testing.assert_array_equal(eager.data, file_oracle(path, dst, method))
+    lazy = pyr.reproject(pyr.read(path, chunks=256), dst)
+    assert_lazy_matches_eager(lazy, pyr.reproject(src, dst), src.geobox)
+
+
+def test_gdalcubes_series_onto_one_grid(real_data):
+    """19 Landsat scenes over three path/rows (38 distinct grids in the folder) onto one Albers grid, stacked."""
+    paths = sorted((real_data / "landsat8_l1tp_ny2018_gdalcubes").glob("*/*_B4.TIF"))
+    assert len(paths) == 19
+    grids = {pyr.read(p).geobox for p in paths}
+    assert len(grids) > 10
+    grid = GeoBox.from_bbox((-76.5, 39.2, -71.8, 42.9), crs="EPSG:5070", resolution=3000)
+    steps = [pyr.reproject(pyr.read(p), grid, nodata=0) for p in paths]  # 0 is fill; the files say nothing
+    times = [np.datetime64(f"{p.name[17:21]}-{p.name[21:23]}-{p.name[23:25]}") for p in paths]
+    cube = pyr.stack(steps, times=times)
+    assert cube.shape == (19, 1, *grid.shape)
+    for t, p in enumerate(paths):
+        np.testing.assert_array_equal(cube.data[t], file_oracle(p, grid, nodata=0))
+    covered = (cube.data != 0).any(axis=(0, 1)).mean()
+    assert covered > 1.5 * max((step.data != 0).mean() for step in steps)  # three path/rows side by side
+    lazy = pyr.reproject(pyr.read(paths[0], chunks=20), grid, nodata=0)
+    assert_lazy_matches_eager(lazy, steps[0], pyr.read(paths[0]).geobox)
