@@ -325,13 +325,14 @@ def source_windows(
         c, r = c[ok], r[ok]
         cmin, cmax, rmin, rmax = float(c.min()), float(c.max()), float(r.min()), float(r.max())
         nrows, ncols = row_edges[i + 1] - row_edges[i], col_edges[j + 1] - col_edges[j]
-        ratio = max((cmax - cmin) / max(ncols, 1), (rmax - rmin) / max(nrows, 1))
-        pad = kernel_radius(resampling, ratio)
+        # input cells per output cell on each axis (GDAL scales kernels by axis, as XSCALE and YSCALE)
+        pad_r = kernel_radius(resampling, (rmax - rmin) / max(nrows, 1))
+        pad_c = kernel_radius(resampling, (cmax - cmin) / max(ncols, 1))
         w = (
-            max(math.floor(rmin) - pad, 0),
-            min(math.ceil(rmax) + pad, height),
-            max(math.floor(cmin) - pad, 0),
-            min(math.ceil(cmax) + pad, width),
+            max(math.floor(rmin) - pad_r, 0),
+            min(math.ceil(rmax) + pad_r, height),
+            max(math.floor(cmin) - pad_c, 0),
+            min(math.ceil(cmax) + pad_c, width),
         )
         out[(i, j)] = w if w[0] < w[1] and w[2] < w[3] else None
     return out

@@ -175,12 +175,14 @@ def test_every_cell_centre_falls_inside_its_chunks_window(src, crs, chunk):
 
 
 def test_chunk_over_the_pole_of_a_geographic_input_reaches_its_top_row():
-    src = GeoBox.from_bounds((-180, 60, 180, 90), 0.5, "EPSG:4326")
-    pole = GeoBox.from_bounds((-100_000, -100_000, 100_000, 100_000), 10_000, "EPSG:3413")
+    src = GeoBox.from_bounds((-180, 80, 180, 90), 0.01, "EPSG:4326")
+    # the pole is inside the chunk, a quarter of the way in on each axis: 23 km from its nearest
+    # sample point (those are on the outline and on a grid at sixths of the chunk)
+    pole = GeoBox.from_bounds((-50_000, -150_000, 150_000, 50_000), 500, "EPSG:3413")
     win = source_window(pole, src)
     assert win is not None
-    r0, _r1, c0, c1 = win
-    assert r0 == 0  # latitude 90 is row 0: no edge point of the chunk is there
+    r0, r1, c0, c1 = win
+    assert r0 == 0  # latitude 90 is row 0: no sample point of the chunk is there
     assert (c0, c1) == (0, src.width)  # every longitude meets at the pole
 
 

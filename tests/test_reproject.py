@@ -377,10 +377,11 @@ def test_polar_antimeridian_and_sinusoidal(src, dst, chunk):
 
 
 def test_the_chunk_holding_the_pole_is_filled_lazily():
-    src = GeoBox.from_bounds((-180, 65, 180, 90), 0.5, "EPSG:4326")
-    dst = GeoBox.from_bounds((-200_000, -200_000, 200_000, 200_000), 20_000, "EPSG:3413")
+    src = GeoBox.from_bounds((-180, 85, 180, 90), 0.05, "EPSG:4326")
+    # the pole (cell 25, 25) is inside the one 100-cell chunk, 23 km from its nearest sample point
+    dst = GeoBox.from_bounds((-50_000, -150_000, 150_000, 50_000), 2_000, "EPSG:3413")
     r = _random(src)
-    lazy = pyr.reproject(with_chunks(r, (1, 10, 10)), dst)
+    lazy = pyr.reproject(with_chunks(r, (1, 100, 100)), dst)
     values = lazy.data.compute()
     assert (values != 0).all(), "every cell near the pole has data"
     assert_lazy_matches_eager(lazy, pyr.reproject(r, dst), src)
