@@ -181,7 +181,7 @@ def test_chunk_over_the_pole_of_a_geographic_input_reaches_its_top_row():
     pole = GeoBox.from_bounds((-50_000, -150_000, 150_000, 50_000), 500, "EPSG:3413")
     win = source_window(pole, src)
     assert win is not None
-    r0, r1, c0, c1 = win
+    r0, _r1, c0, c1 = win
     assert r0 == 0  # latitude 90 is row 0: no sample point of the chunk is there
     assert (c0, c1) == (0, src.width)  # every longitude meets at the pole
 
