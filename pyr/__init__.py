@@ -25,7 +25,7 @@ from pyr.geobox import GeoBox
 from pyr.io import cloud_env, configure, read, read_zarr, write_zarr
 from pyr.io.cube import check_sources, read_cube
 from pyr.io.tiff_write import write_tiff
-from pyr.ops import map_blocks, reduce_time, reproject, rescale, stack
+from pyr.ops import map_blocks, mosaic, reduce_time, reproject, rescale, stack
 from pyr.raster import Raster
 from pyr.xr import from_xarray, to_xarray
 
@@ -49,6 +49,7 @@ __all__ = [
     "configure",
     "from_xarray",
     "map_blocks",
+    "mosaic",
     "read",
     "read_cube",
     "read_zarr",

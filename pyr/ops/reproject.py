@@ -81,6 +81,10 @@ class Warp:
                 )
         return out.reshape(*lead, *dst_shape)
 
+    def __dask_tokenize__(self) -> object:
+        nodata = (repr(self.src_nodata), repr(self.dst_nodata))
+        return ("pyr.Warp", self.src_crs, self.dst_crs, self.resampling, *nodata, self.dtype)
+
     def fill(self, lead: tuple[int, ...], dst_shape: tuple[int, int]) -> np.ndarray:
         """A block of ``dst_nodata`` (an output chunk no input reaches)."""
         return np.full((*lead, *dst_shape), self.dst_nodata, dtype=np.dtype(self.dtype))
@@ -123,9 +127,13 @@ def reproject(obj: R, geobox: GeoBox, *, resampling: str = "nearest", nodata: An
     bands, the input's time chunks) and each output chunk is one task that
     depends only on the input chunks its footprint, plus the kernel's margin,
     touches; it warps that window with GDAL as the eager call does. GDAL's
-    approximate transformer works per warp, so a lazy cell may differ from
-    the eager one where a source coordinate falls within a small fraction
-    of a cell of a cell edge (a rare, isolated cell for ``nearest``).
+    approximate transformer interpolates source coordinates along each row
+    of a warp to within 0.125 source cells, and a chunk is a warp of its
+    own: a lazy cell may differ from the eager one only where its exact
+    source coordinate lies within that distance of a source cell edge
+    (with ``nearest``, another neighbour is picked; a few percent of cells
+    at most). Between grids of one CRS the transform is affine and the two
+    agree.
 
     Parameters
     ----------
