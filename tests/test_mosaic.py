@@ -110,7 +110,10 @@ def test_different_crss_and_resolutions():
     for r in rasters:
         left, bottom, right, top = pyr._gridding.footprint_bounds(r.geobox, utm.crs)
         gl, gb_, gr, gt = eager.geobox.bounds
-        assert gl <= left and gr >= right and gb_ <= bottom and gt >= top
+        assert gl <= left
+        assert gr >= right
+        assert gb_ <= bottom
+        assert gt >= top
     lazy = pyr.mosaic([with_chunks(r, (1, 16, 16)) for r in rasters])
     # each warp is an independent GDAL call: cells may differ only as lazy reprojection may
     for r in rasters:
