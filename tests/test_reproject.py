@@ -216,6 +216,9 @@ def test_cube_is_reprojected_date_by_date():
     assert lazy.chunks[0] == (1, 1, 1)
     assert lazy.chunks[1] == (2,)
     assert_lazy_matches_eager(lazy, eager, src)
+    two = pyr.reproject(attrs.evolve(cube, data=da.from_array(data, chunks=(2, 2, 30, 30))), dst)
+    assert two.chunks[0] == (2, 1)
+    assert_lazy_matches_eager(two, eager, src)
 
 
 def test_nodata_rules():
@@ -284,6 +287,8 @@ def test_one_output_chunk_of_a_full_tile_depends_on_a_handful_of_input_chunks():
     with raise_if_dask_computes():
         out = pyr.reproject(zeros, dst)
     assert out.chunks[-2][0] == 1024
+    layer = out.data.__dask_graph__().layers[out.data.name]
+    assert len(layer) == out.data.npartitions, "one task per output chunk"
     graph = dict(out.data.__dask_graph__())
     inputs = {k for k in graph if k[0] == zeros.data.name}
     assert len(inputs) == 121
