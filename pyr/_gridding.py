@@ -42,6 +42,7 @@ __all__ = [
     "source_windows",
     "to_crs",
     "transform_points",
+    "warp_scale",
 ]
 
 ANCHORS = ("edge", "center")
@@ -112,7 +113,9 @@ def _affine(t: Affine, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 @functools.lru_cache(maxsize=64)
-def _edge_points(height: int, width: int, n: int = EDGE_POINTS) -> tuple[np.ndarray, np.ndarray]:
+def _edge_points(
+    height: int, width: int, n: int = EDGE_POINTS, *, interior: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Pixel ``(cols, rows)`` along the outline of a ``height`` x ``width`` box, plus a coarse interior grid.
 
     Cached (chunks mostly share a shape): the arrays are read-only.
@@ -121,7 +124,7 @@ def _edge_points(height: int, width: int, n: int = EDGE_POINTS) -> tuple[np.ndar
     rs = np.linspace(0.0, height, min(n, max(height, 1)) + 1)
     inner_c = np.linspace(0.0, width, INTERIOR_POINTS + 2)[1:-1]
     inner_r = np.linspace(0.0, height, INTERIOR_POINTS + 2)[1:-1]
-    gc, gr = np.meshgrid(inner_c, inner_r)
+    gc, gr = np.meshgrid(inner_c, inner_r) if interior else (np.empty(0), np.empty(0))
     cols = np.concatenate([cs, cs, np.zeros_like(rs), np.full_like(rs, width), gc.ravel()])
     rows = np.concatenate([np.zeros_like(cs), np.full_like(cs, height), rs, rs, gr.ravel()])
     cols.setflags(write=False)
@@ -336,6 +339,36 @@ def source_windows(
         )
         out[(i, j)] = w if w[0] < w[1] and w[2] < w[3] else None
     return out
+
+
+def warp_scale(dst: GeoBox, src: GeoBox) -> tuple[float, float]:
+    """GDAL's kernel scale (``XSCALE``, ``YSCALE``: output cells per input cell) for warping ``src`` onto ``dst``.
+
+    GDAL computes it for each warp from the source window of the warped
+    extent (21 points per edge, clamped to the source), so each chunk of a
+    lazy warp would get its own, and interpolating kernels widened by it
+    would differ from chunk to chunk. Computed once here, as GDAL does for
+    the whole warp, it is passed to every warp, eager or per chunk.
+    """
+    c, r = _edge_points(dst.height, dst.width, 20, interior=False)
+    x, y = _affine(dst.transform, c, r)
+    sx, sy = transform_points(_require_crs(dst, "the target geobox"), _require_crs(src, "the input geobox"), x, y)
+    pc, pr = _affine(~src.transform, sx, sy)
+    ok = np.isfinite(pc) & np.isfinite(pr)
+    scales = []
+    for coords, n_dst, n_src in ((pc[ok], dst.width, src.width), (pr[ok], dst.height, src.height)):
+        if not coords.size:
+            scales.append(1.0)
+            continue
+        lo, hi = float(coords.min()), float(coords.max())
+        raw = max(0.0, min(n_src - int(max(0.0, lo)), hi - lo))
+        scale = n_dst / raw if raw > 0 else 1.0
+        if scale < 1.0:  # GDAL snaps a nearly whole ratio to it
+            whole = int(1.0 / scale + 0.5)
+            if abs(1.0 / scale - whole) < 0.05:
+                scale = 1.0 / whole
+        scales.append(scale)
+    return scales[0], scales[1]
 
 
 def source_window(dst: GeoBox, src: GeoBox, *, resampling: str = "nearest") -> tuple[int, int, int, int] | None:

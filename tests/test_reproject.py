@@ -32,7 +32,7 @@ from rasterio.warp import transform as rio_transform
 
 import pyr
 from pyr import Cube, GeoBox, InvalidArgument, Raster
-from pyr.testing import raise_if_dask_computes
+from pyr.testing import assert_raster_equal, raise_if_dask_computes
 
 # GDAL's default error threshold of the approximate transformer, in source cells.
 APPROX = 0.125
@@ -487,3 +487,50 @@ def test_gdalcubes_series_onto_one_grid(real_data):
     assert covered > 1.5 * max((step.data != 0).mean() for step in steps)  # three path/rows side by side
     lazy = pyr.reproject(pyr.read(paths[0], chunks=20), grid, nodata=0)
     assert_lazy_matches_eager(lazy, steps[0], pyr.read(paths[0]).geobox)
+
+
+# --- the kernel scale, pinned for the whole reprojection ----------------------------------------
+
+
+def _noise(src: GeoBox) -> Raster:
+    return Raster(np.random.default_rng(5).random((1, *src.shape)) * 1000, src)
+
+
+KERNELS = ["bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "max", "q1"]
+
+
+@pytest.mark.parametrize("method", KERNELS)
+def test_one_crs_downsampling_lazy_equals_eager_for_every_resampling(method):
+    # An affine warp (one CRS) has no approximation error; the chunks at the input's edge see a
+    # clipped source window, and GDAL's own per-warp kernel scale would differ there.
+    src = GeoBox.from_bounds((600_000, 5_000_000, 660_000, 5_060_000), 100, "EPSG:32631")
+    dst = GeoBox.from_bounds((590_150, 4_990_150, 650_150, 5_050_150), 300, "EPSG:32631")
+    r = _noise(src)
+    eager = pyr.reproject(r, dst, resampling=method)
+    np.testing.assert_allclose(eager.data, oracle(r, dst, method), rtol=1e-12, equal_nan=True)
+    lazy = pyr.reproject(with_chunks(r, (1, 64, 48)), dst, resampling=method)
+    assert_raster_equal(lazy, eager, rtol=1e-9)  # the window's origin shifts float arithmetic by an ulp
+
+
+@pytest.mark.parametrize("crs", ["EPSG:3857", "EPSG:4326", "EPSG:6933"])
+@pytest.mark.parametrize("method", ["bilinear", "lanczos"])
+def test_a_lazy_chunk_is_gdals_warp_of_the_whole_input_onto_that_chunk(crs, method):
+    src = GeoBox.from_bounds((600_000, 5_000_000, 660_000, 5_060_000), 100, "EPSG:32631")
+    r = _noise(src)
+    dst = src.to_crs(crs, resolution=420 if crs != "EPSG:4326" else 0.004)
+    eager = pyr.reproject(r, dst, resampling=method)
+    np.testing.assert_allclose(eager.data, oracle(r, dst, method), rtol=1e-12, equal_nan=True)
+    lazy = pyr.reproject(with_chunks(r, (1, 64, 50)), dst, resampling=method).data.compute()
+    scale = pyr._gridding.warp_scale(dst, src)
+    rows, cols = 64, 50
+    for i, j in [(0, 0), (1, 1), (1, 0)]:
+        sub = dst[i * rows : (i + 1) * rows, j * cols : (j + 1) * cols]
+        out = np.full((1, *sub.shape), np.nan)
+        rio_reproject(
+            np.asarray(r.data), out, src_transform=src.transform, src_crs=src.crs, src_nodata=np.nan,
+            dst_transform=sub.transform, dst_crs=sub.crs, dst_nodata=np.nan, resampling=Resampling[method],
+            XSCALE=repr(scale[0]), YSCALE=repr(scale[1]),
+        )  # fmt: skip
+        # the window's origin shifts GDAL's float arithmetic by an ulp or so
+        got = lazy[:, i * rows : (i + 1) * rows, j * cols : (j + 1) * cols]
+        np.testing.assert_allclose(got, out, rtol=1e-9, equal_nan=True)

@@ -37,8 +37,10 @@ class Warp:
 
     ``src_crs``/``dst_crs`` are WKT (deterministic tokens, cheap pickles).
     Cells with ``src_nodata`` (or NaN, for a float input without nodata) are
-    not used; cells no input reaches are ``dst_nodata``. A warped read can
-    call it on a window read from a file.
+    not used; cells no input reaches are ``dst_nodata``. ``scale`` pins
+    GDAL's kernel scale (:func:`pyr._gridding.warp_scale`) so that every
+    warp of one reprojection, whole or per chunk, widens its kernel alike.
+    A warped read can call it on a window read from a file.
     """
 
     src_crs: str
@@ -47,6 +49,7 @@ class Warp:
     src_nodata: float | int | None
     dst_nodata: float | int
     dtype: str
+    scale: tuple[float, float] | None = None
 
     def __call__(
         self, src: np.ndarray, src_transform: Affine, dst_transform: Affine, dst_shape: tuple[int, int]
@@ -59,6 +62,7 @@ class Warp:
         dtype = np.dtype(self.dtype)
         lead = src.shape[:-2]
         out = np.full((math.prod(lead), *dst_shape), self.dst_nodata, dtype=dtype)
+        options = {} if self.scale is None else {"XSCALE": repr(self.scale[0]), "YSCALE": repr(self.scale[1])}
         if out.size and src.size:
             work = np.ascontiguousarray(src.reshape(-1, *src.shape[-2:]))
             target = out
@@ -78,12 +82,13 @@ class Warp:
                     dst_nodata=self.dst_nodata,
                     resampling=Resampling[self.resampling],
                     init_dest_nodata=True,
+                    **options,
                 )
         return out.reshape(*lead, *dst_shape)
 
     def __dask_tokenize__(self) -> object:
         nodata = (repr(self.src_nodata), repr(self.dst_nodata))
-        return ("pyr.Warp", self.src_crs, self.dst_crs, self.resampling, *nodata, self.dtype)
+        return ("pyr.Warp", self.src_crs, self.dst_crs, self.resampling, *nodata, self.dtype, self.scale)
 
     def fill(self, lead: tuple[int, ...], dst_shape: tuple[int, int]) -> np.ndarray:
         """A block of ``dst_nodata`` (an output chunk no input reaches)."""
@@ -133,7 +138,9 @@ def reproject(obj: R, geobox: GeoBox, *, resampling: str = "nearest", nodata: An
     source coordinate lies within that distance of a source cell edge
     (with ``nearest``, another neighbour is picked; a few percent of cells
     at most). Between grids of one CRS the transform is affine and the two
-    agree.
+    agree. GDAL's kernel scale (how far an interpolating or area kernel
+    reaches when the output is coarser) is computed once for the whole
+    reprojection and given to every warp, eager or per chunk.
 
     Parameters
     ----------
@@ -186,6 +193,7 @@ def reproject(obj: R, geobox: GeoBox, *, resampling: str = "nearest", nodata: An
         src_nodata=src_nodata,
         dst_nodata=dst_nodata,
         dtype=str(obj.dtype),
+        scale=None if name == "nearest" else _gridding.warp_scale(geobox, obj.geobox),
     )
     if is_dask(obj.data):
         from pyr.ops._reproject_lazy import lazy_reproject
