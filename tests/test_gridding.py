@@ -219,3 +219,17 @@ def test_transform_points_marks_points_proj_refuses_as_nan():
     assert np.isnan(xs[2])
     assert np.isnan(ys[2])
     assert xs[1] == pytest.approx(1113194.9079, rel=1e-9)
+
+
+def test_from_bbox_with_a_projected_bbox_crs():
+    bbox = (600_000, 5_000_000, 620_000, 5_010_000)
+    gb = GeoBox.from_bbox(bbox, bbox_crs="EPSG:32631", crs="EPSG:3857", resolution=50)
+    left, bottom, right, top = transform_bounds("EPSG:32631", "EPSG:3857", *bbox, densify_pts=101)
+    gl, gbm, gr, gt = gb.bounds
+    assert gl <= left < gl + 50
+    assert gr - 50 < right <= gr
+    assert gbm <= bottom < gbm + 50
+    assert gt - 50 < top <= gt
+    same = GeoBox.from_bbox(bbox, bbox_crs="EPSG:32631", crs="EPSG:32631", resolution=(20, 10))
+    assert same.bounds == (600_000.0, 5_000_000.0, 620_000.0, 5_010_000.0)
+    assert same.resolution == (20.0, -10.0)
