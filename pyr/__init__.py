@@ -5,6 +5,7 @@ Import order (each module imports only from those above it)::
     errors, types, _imports     _imports: first imports of dask and zarr, safe across threads
     _gridding                   grid geometry across CRSs: snapped grids, footprints, chunk windows
     geobox
+    _warp_plan                  the window of the input each output chunk of a warp needs
     raster, cube
     _blocks                     the one lazy/eager branch
     ops/                        pure transforms: rescale, map_blocks, stack, reduce_time, reproject, mosaic

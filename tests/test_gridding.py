@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+import rasterio
 from affine import Affine
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from rasterio.warp import transform_bounds
 
 from pyr import GeoBox, InvalidArgument
 from pyr._gridding import source_window, source_windows, transform_points
+from pyr._warp_plan import overview_geobox, pick_overview, plan_warps
 
 
 def _is_multiple(value: float, step: float) -> bool:
@@ -233,3 +235,42 @@ def test_from_bbox_with_a_projected_bbox_crs():
     same = GeoBox.from_bbox(bbox, bbox_crs="EPSG:32631", crs="EPSG:32631", resolution=(20, 10))
     assert same.bounds == (600_000.0, 5_000_000.0, 620_000.0, 5_010_000.0)
     assert same.resolution == (20.0, -10.0)
+
+
+# --- the warp plan shared with warped reads ------------------------------------------------------
+
+
+def test_plan_warps_tiles_the_target_and_agrees_with_source_windows():
+    src = GeoBox.from_bounds((600_000, 5_000_000, 660_000, 5_048_000), 1000, "EPSG:32631")
+    dst = src.to_crs("EPSG:4326")
+    ys = [20] * (dst.height // 20) + ([dst.height % 20] if dst.height % 20 else [])
+    xs = [25] * (dst.width // 25) + ([dst.width % 25] if dst.width % 25 else [])
+    plan = plan_warps(dst, src, ys, xs, resampling="cubic")
+    assert len(plan) == len(ys) * len(xs)
+    assert sum(c.grid.height * c.grid.width for c in plan) == dst.height * dst.width
+    for chunk in plan:
+        assert chunk.window == source_window(chunk.grid, src, resampling="cubic")
+        if chunk.window is not None:
+            r0, _, c0, _ = chunk.window
+            assert chunk.source_grid(src).transform == src.transform @ Affine.translation(c0, r0)
+    with pytest.raises(InvalidArgument, match="tile"):
+        plan_warps(dst, src, [1], [1])
+
+
+def test_pick_overview_is_the_coarsest_still_as_fine_as_the_output():
+    assert pick_overview([2, 4, 8, 16], (1 / 5, 1 / 5)) == 1  # 4 <= 5 < 8
+    assert pick_overview([2, 4, 8, 16], (1 / 4, 1 / 3)) == 0  # the finer axis decides: 3 < 4
+    assert pick_overview([2, 4], (1 / 4, 1 / 4)) == 1
+    assert pick_overview([2, 4], (0.9, 0.9)) is None
+    assert pick_overview([], (0.1, 0.1)) is None
+
+
+def test_overview_geobox_matches_gdals_overview_grid(real_data):
+    path = real_data / "s2l2a_cog_29RKH_20200219" / "B04.tif"
+    with rasterio.open(path) as src:
+        base = GeoBox(src.shape, src.transform, src.crs)
+        shapes = [(src.height // f + (src.height % f > 0), src.width // f + (src.width % f > 0)) for f in (2, 4)]
+    for level, shape in enumerate(shapes):
+        with rasterio.open(path, overview_level=level) as ov:
+            assert ov.shape == shape
+            assert overview_geobox(base, ov.shape).transform.almost_equals(ov.transform)

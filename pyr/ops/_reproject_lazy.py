@@ -1,7 +1,7 @@
 """The lazy branch of :func:`pyr.ops.reproject.reproject`: one task per output chunk.
 
 Each task depends only on the input chunks that hold the window
-:func:`pyr._gridding.source_windows` found for it; a chunk with no window is
+:func:`pyr._warp_plan.plan_warps` found for it; a chunk with no window is
 a nodata block with no dependency.
 """
 
@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pyr import _gridding
 from pyr._imports import ensure
+from pyr._warp_plan import edges, plan_warps
 from pyr.geobox import GeoBox
 
 if TYPE_CHECKING:
@@ -33,13 +33,6 @@ def output_chunks(data: Any, geobox: GeoBox) -> tuple[tuple[int, ...], tuple[int
     return tile(geobox.height, cy), tile(geobox.width, cx)
 
 
-def _edges(sizes: tuple[int, ...]) -> list[int]:
-    out = [0]
-    for s in sizes:
-        out.append(out[-1] + s)
-    return out
-
-
 def lazy_reproject(data: Any, src: GeoBox, dst: GeoBox, warp: Warp) -> Any:
     """``data`` (dask, ``(..., band, y, x)`` on ``src``) warped onto ``dst`` by ``warp``, one task per chunk."""
     ensure("dask.array")
@@ -54,27 +47,26 @@ def lazy_reproject(data: Any, src: GeoBox, dst: GeoBox, warp: Warp) -> Any:
     lead_chunks = tuple(data.chunks[:band_axis])
     chunks = (*lead_chunks, (data.shape[band_axis],), ychunks, xchunks)
     name = "pyr-reproject-" + tokenize(data.name, src, dst, warp, chunks)
-    out_rows, out_cols = _edges(ychunks), _edges(xchunks)
-    windows = _gridding.source_windows(dst, src, out_rows, out_cols, resampling=warp.resampling)
-    in_rows, in_cols = _edges(data.chunks[-2]), _edges(data.chunks[-1])
+    plan = plan_warps(dst, src, ychunks, xchunks, resampling=warp.resampling)
+    in_rows, in_cols = edges(data.chunks[-2]), edges(data.chunks[-1])
     lead_index = [()] if band_axis == 0 else [(t,) for t in range(len(lead_chunks[0]))]
     dsk: dict[Any, Any] = {}
-    for (i, j), win in windows.items():
-        shape = (ychunks[i], xchunks[j])
-        chunk_transform = dst[out_rows[i] : out_rows[i + 1], out_cols[j] : out_cols[j + 1]].transform
+    for chunk in plan:
+        i, j = chunk.position
+        shape = chunk.grid.shape
+        window = chunk.source_grid(src)
         for lead in lead_index:
             lead_shape = (*tuple(lead_chunks[k][t] for k, t in enumerate(lead)), data.shape[band_axis])
             key = (name, *lead, 0, i, j)
-            if win is None:
+            if chunk.window is None or window is None:
                 dsk[key] = (warp.fill, lead_shape, shape)
                 continue
-            r0, r1, c0, c1 = win
+            r0, r1, c0, c1 = chunk.window
             bi0, bi1 = bisect.bisect_right(in_rows, r0) - 1, bisect.bisect_left(in_rows, r1)
             bj0, bj1 = bisect.bisect_right(in_cols, c0) - 1, bisect.bisect_left(in_cols, c1)
             blocks = [[(data.name, *lead, 0, bi, bj) for bj in range(bj0, bj1)] for bi in range(bi0, bi1)]
             crop = (r0 - in_rows[bi0], r1 - in_rows[bi0], c0 - in_cols[bj0], c1 - in_cols[bj0])
-            src_transform = src[r0:r1, c0:c1].transform
-            dsk[key] = (warp.window, blocks, crop, src_transform, chunk_transform, shape)
+            dsk[key] = (warp.window, blocks, crop, window.transform, chunk.grid.transform, shape)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[data])
     meta = np.empty((0,) * data.ndim, dtype=np.dtype(warp.dtype))
     return da.Array(graph, name, chunks, meta=meta)
