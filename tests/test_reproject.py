@@ -36,10 +36,13 @@ from pyr.testing import assert_raster_equal, raise_if_dask_computes
 
 # GDAL's default error threshold of the approximate transformer, in source cells.
 APPROX = 0.125
-# Only cells whose exact source point lies within APPROX of a source cell edge on either axis may differ:
-# for points spread evenly over cells that is 1 - (1 - 2 * APPROX) ** 2 = 44% of them, the bound on the
+# GDAL checks that error at the midpoint of each interpolated segment; elsewhere on a segment it can be
+# a little larger (the error curve is not exactly a parabola), so the per-cell check allows 20% more.
+APPROX_CHECKED = APPROX * 1.2
+# Only cells whose exact source point lies within APPROX_CHECKED of a source cell edge (either axis) differ:
+# for points spread evenly over cells that is 1 - (1 - 2 * APPROX_CHECKED) ** 2 = 51% of them, the bound on the
 # fraction of differing cells (seen: 2-3% on 100 m UTM -> EPSG:4326, up to 12% in drawn cases).
-MAX_FRACTION = 1 - (1 - 2 * APPROX) ** 2
+MAX_FRACTION = 1 - (1 - 2 * APPROX_CHECKED) ** 2
 
 
 def exact_source_coords(dst: GeoBox, src: GeoBox) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +85,7 @@ def _values(obj):
 
 
 def assert_lazy_matches_eager(lazy, eager, src: GeoBox, *, max_fraction: float = MAX_FRACTION) -> None:
-    """Nearest: cells differ only within APPROX of a source cell edge, and only a few of them."""
+    """Nearest: cells differ only within APPROX_CHECKED of a source cell edge, and at most MAX_FRACTION of them."""
     assert lazy.is_lazy
     assert not eager.is_lazy
     assert lazy.geobox == eager.geobox
@@ -95,7 +98,7 @@ def assert_lazy_matches_eager(lazy, eager, src: GeoBox, *, max_fraction: float =
         return
     cells = (~same).reshape(-1, *a.shape[-2:]).any(axis=0)
     dist = edge_distance(eager.geobox, src)
-    assert dist[cells].max() < APPROX, f"cells differ {dist[cells].max():.3f} cells away from a source edge"
+    assert dist[cells].max() < APPROX_CHECKED, f"cells differ {dist[cells].max():.3f} cells away from a source edge"
     assert cells.mean() <= max_fraction, f"{cells.mean():.1%} of cells differ"
 
 
