@@ -267,12 +267,16 @@ def source_windows(
     col_edges: Sequence[int],
     *,
     resampling: str = "nearest",
+    scale: tuple[float, float] | None = None,
 ) -> dict[tuple[int, int], tuple[int, int, int, int] | None]:
     """For each chunk ``(i, j)`` of ``dst`` (rows ``row_edges[i]:row_edges[i+1]``, cols likewise): the input window.
 
     A window is ``(row0, row1, col0, col1)`` of ``src``, clipped to it, wide
     enough for the resampling kernel; ``None`` when the chunk's footprint
-    misses ``src``. All chunks' edge points are transformed in one call.
+    misses ``src``. The kernel is widened by the chunk's own ratio of input
+    to output cells, or by ``1 / scale`` (the kernel scale pinned for every
+    warp, :func:`warp_scale`) where that is larger. All chunks' edge points
+    are transformed in one call.
     """
     if not dst.is_axis_aligned:
         raise InvalidArgument(f"the target grid must be north-up (axis-aligned); got {dst!r}.")
@@ -313,6 +317,7 @@ def source_windows(
                 ):
                     extra[k] = (np.asarray(lc), np.asarray(lr))
     height, width = src.shape
+    least = (1.0, 1.0) if scale is None else (1.0 / scale[0], 1.0 / scale[1])
     out: dict[tuple[int, int], tuple[int, int, int, int] | None] = {}
     order = np.argsort(who, kind="stable")
     starts = np.searchsorted(who[order], np.arange(len(chunks) + 1))
@@ -329,8 +334,8 @@ def source_windows(
         cmin, cmax, rmin, rmax = float(c.min()), float(c.max()), float(r.min()), float(r.max())
         nrows, ncols = row_edges[i + 1] - row_edges[i], col_edges[j + 1] - col_edges[j]
         # input cells per output cell on each axis (GDAL scales kernels by axis, as XSCALE and YSCALE)
-        pad_r = kernel_radius(resampling, (rmax - rmin) / max(nrows, 1))
-        pad_c = kernel_radius(resampling, (cmax - cmin) / max(ncols, 1))
+        pad_r = kernel_radius(resampling, max((rmax - rmin) / max(nrows, 1), least[1]))
+        pad_c = kernel_radius(resampling, max((cmax - cmin) / max(ncols, 1), least[0]))
         w = (
             max(math.floor(rmin) - pad_r, 0),
             min(math.ceil(rmax) + pad_r, height),

@@ -47,9 +47,18 @@ def edges(sizes: Sequence[int]) -> list[int]:
 
 
 def plan_warps(
-    dst: GeoBox, src: GeoBox, ychunks: Sequence[int], xchunks: Sequence[int], *, resampling: str = "nearest"
+    dst: GeoBox,
+    src: GeoBox,
+    ychunks: Sequence[int],
+    xchunks: Sequence[int],
+    *,
+    resampling: str = "nearest",
+    scale: tuple[float, float] | None = None,
 ) -> list[ChunkWarp]:
     """Every chunk of ``dst`` (rows ``ychunks``, columns ``xchunks``) with the window of ``src`` it needs.
+
+    ``scale`` is the kernel scale every warp is given (see
+    :func:`pyr._gridding.source_windows`).
 
     Examples
     --------
@@ -61,7 +70,7 @@ def plan_warps(
     rows, cols = edges(ychunks), edges(xchunks)
     if rows[-1] != dst.height or cols[-1] != dst.width:
         raise InvalidArgument(f"chunks {tuple(ychunks)} x {tuple(xchunks)} do not tile the grid of shape {dst.shape}.")
-    windows = _gridding.source_windows(dst, src, rows, cols, resampling=resampling)
+    windows = _gridding.source_windows(dst, src, rows, cols, resampling=resampling, scale=scale)
     return [
         ChunkWarp((i, j), dst[rows[i] : rows[i + 1], cols[j] : cols[j + 1]], win) for (i, j), win in windows.items()
     ]

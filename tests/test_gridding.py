@@ -274,3 +274,14 @@ def test_overview_geobox_matches_gdals_overview_grid(real_data):
         with rasterio.open(path, overview_level=level) as ov:
             assert ov.shape == shape
             assert overview_geobox(base, ov.shape).transform.almost_equals(ov.transform)
+
+
+def test_a_pinned_kernel_scale_widens_the_window_where_the_chunk_alone_would_not():
+    src = GeoBox.from_bounds((0, 0, 10_000, 10_000), 10, "EPSG:32631")
+    chunk = GeoBox((10, 10), Affine(10, 0, 5000, 0, -10, 5000), "EPSG:32631")  # same cells: ratio 1
+    rows, cols = [0, 10], [0, 10]
+    own = source_windows(chunk, src, rows, cols, resampling="bilinear")[(0, 0)]
+    pinned = source_windows(chunk, src, rows, cols, resampling="bilinear", scale=(0.25, 0.5))[(0, 0)]
+    assert own == (498, 512, 498, 512)  # radius 1, plus one cell
+    # GDAL widens bilinear to 1 / scale cells when every warp is told that scale
+    assert pinned == (500 - 2 - 1, 510 + 2 + 1, 500 - 4 - 1, 510 + 4 + 1)

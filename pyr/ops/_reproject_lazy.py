@@ -47,7 +47,7 @@ def lazy_reproject(data: Any, src: GeoBox, dst: GeoBox, warp: Warp) -> Any:
     lead_chunks = tuple(data.chunks[:band_axis])
     chunks = (*lead_chunks, (data.shape[band_axis],), ychunks, xchunks)
     name = "pyr-reproject-" + tokenize(data.name, src, dst, warp, chunks)
-    plan = plan_warps(dst, src, ychunks, xchunks, resampling=warp.resampling)
+    plan = plan_warps(dst, src, ychunks, xchunks, resampling=warp.resampling, scale=warp.scale)
     in_rows, in_cols = edges(data.chunks[-2]), edges(data.chunks[-1])
     lead_index = [()] if band_axis == 0 else [(t,) for t in range(len(lead_chunks[0]))]
     dsk: dict[Any, Any] = {}
