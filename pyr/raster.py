@@ -6,6 +6,7 @@ What ``Raster`` and ``Cube`` share (properties, validation, ``repr``) lives in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -13,9 +14,10 @@ import attrs
 from pyr._imports import ensure
 from pyr._nodata import nodata_key
 from pyr._values import Pixels, is_geobox, to_bands, validate
+from pyr.errors import InvalidArgument
 from pyr.geobox import GeoBox
 
-__all__ = ["Raster"]
+__all__ = ["Raster", "rasters_of"]
 
 
 @attrs.frozen(eq=False, repr=False)
@@ -50,3 +52,19 @@ class Raster(Pixels):
         from dask.base import tokenize
 
         return ("pyr.Raster", tokenize(self.data), self.geobox, nodata_key(self.nodata), self.bands)
+
+
+def rasters_of(rasters: object, who: str) -> list[Raster]:
+    """``rasters`` as a non-empty list of :class:`Raster` (the input of ``stack``, ``mosaic``, ...).
+
+    ``who`` names the calling function in the :class:`~pyr.errors.InvalidArgument` raised otherwise.
+    """
+    if isinstance(rasters, Raster | str) or not isinstance(rasters, Sequence):
+        raise InvalidArgument(f"{who} expects a sequence of Rasters, not {type(rasters).__name__}.")
+    items = list(rasters)
+    if not items:
+        raise InvalidArgument(f"{who} needs at least one raster; got an empty sequence.")
+    for i, r in enumerate(items):
+        if not isinstance(r, Raster):
+            raise InvalidArgument(f"{who}: item {i} is a {type(r).__name__}, not a Raster.")
+    return items

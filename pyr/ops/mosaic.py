@@ -15,7 +15,7 @@ from pyr._curry import curried
 from pyr.errors import GridMismatch, InvalidArgument
 from pyr.geobox import GeoBox
 from pyr.ops.reproject import output_nodata, reproject
-from pyr.raster import Raster
+from pyr.raster import Raster, rasters_of
 
 __all__ = ["default_geobox", "mosaic"]
 
@@ -131,15 +131,7 @@ def mosaic(rasters: Sequence[Raster], *, geobox: GeoBox | None = None, resamplin
     >>> pipe([east, west], mosaic(geobox=west.geobox)).data
     array([[[1, 2, 2]]], dtype=uint8)
     """
-    seq: Any = rasters
-    if isinstance(seq, Raster | str) or not isinstance(seq, Sequence):
-        raise InvalidArgument(f"mosaic expects a sequence of Rasters, not {type(rasters).__name__}.")
-    items = list(rasters)
-    if not items:
-        raise InvalidArgument("mosaic needs at least one raster; got an empty sequence.")
-    for i, r in enumerate(items):
-        if not isinstance(r, Raster):
-            raise InvalidArgument(f"mosaic: item {i} is a {type(r).__name__}, not a Raster.")
+    items = rasters_of(rasters, "mosaic")
     first = items[0]
     for i, r in enumerate(items[1:], start=1):
         if r.dtype != first.dtype or r.count != first.count:

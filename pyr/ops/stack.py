@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from pyr._curry import curried
 from pyr._lazy import stack as stack_arrays
 from pyr._nodata import same_nodata
 from pyr.cube import Cube
-from pyr.errors import GridMismatch, InvalidArgument
-from pyr.raster import Raster
+from pyr.errors import GridMismatch
+from pyr.raster import Raster, rasters_of
 from pyr.types import TimesLike, parse_times
 
 __all__ = ["stack"]
@@ -63,15 +62,7 @@ def stack(rasters: Sequence[Raster], *, times: TimesLike = None) -> Cube:
     >>> stack(times=["2024-01-01"])([a]).ntimes
     1
     """
-    seq: Any = rasters
-    if isinstance(seq, Raster | str) or not isinstance(seq, Sequence):
-        raise InvalidArgument(f"stack expects a sequence of Rasters, not {type(rasters).__name__}.")
-    items = list(rasters)
-    if not items:
-        raise InvalidArgument("stack needs at least one raster; got an empty sequence.")
-    for i, r in enumerate(items):
-        if not isinstance(r, Raster):
-            raise InvalidArgument(f"stack: item {i} is a {type(r).__name__}, not a Raster.")
+    items = rasters_of(rasters, "stack")
     first = items[0]
     for i, r in enumerate(items[1:], start=1):
         why = _difference(first, r)
