@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from pyr._nodata import is_value
+from pyr._values import band_names
 from pyr.cli._common import add_cloud_arguments, env_for, is_zarr, units_of
 from pyr.errors import InvalidArgument
 from pyr.geobox import GeoBox
@@ -91,7 +93,7 @@ def band_index(band: str, names: tuple[str, ...], source: str) -> int:
 
 def _masked(values: np.ndarray, nodata: Any) -> np.ndarray:
     arr = values.astype("float64")
-    if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
+    if is_value(nodata):
         arr[values == nodata] = np.nan
     return arr
 
@@ -102,7 +104,7 @@ def _tiff_layer(source: str, args: argparse.Namespace) -> tuple[Any, str, str]:
 
     env = env_for(source, args)
     header = read_header(source_spec(source, env=env))
-    names = tuple(d if d else str(i + 1) for i, d in enumerate(header.descriptions))
+    names = band_names(header.descriptions)
     i = band_index(args.band, names, display_name(source))
     k = args.overview
     if k is None:

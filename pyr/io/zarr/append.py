@@ -29,7 +29,6 @@ chunks. The graph is ``begin`` -> one task per block of the new dates ->
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from typing import Any
 
@@ -39,6 +38,7 @@ import numpy as np
 from pyr import _faults
 from pyr._imports import ensure
 from pyr._lazy import as_lazy
+from pyr._nodata import same_nodata
 from pyr.cube import Cube
 from pyr.errors import GridMismatch, IncompleteStore, InvalidArgument, ReadError, WriteError
 from pyr.io import cf
@@ -85,14 +85,6 @@ def _open_group(storage: Storage) -> Any:
         return zarr.open_group(store, mode="r")
 
 
-def _same_nodata(a: float | int | None, b: float | int | None) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    if isinstance(a, float) and math.isnan(a):
-        return isinstance(b, float) and math.isnan(b)
-    return bool(a == b)
-
-
 def _token(storage: Storage, name: str, times: np.ndarray) -> str:
     ensure("dask")
     from dask.base import tokenize
@@ -136,7 +128,7 @@ def _plan(cube: Cube, storage: Storage, name: str) -> AppendPlan | None:
         raise GridMismatch(f"{where} is {cube.dtype}; the store holds {np.dtype(arr.dtype)}.")
     nodata = nodata_of(arr, dict(arr.attrs))
     nodata = None if nodata is None else parse_nodata(nodata, cube.dtype)
-    if not _same_nodata(cube.nodata, nodata):
+    if not same_nodata(cube.nodata, nodata):
         raise GridMismatch(f"{where} has nodata {cube.nodata!r}; the store has {nodata!r}.")
     bands = tuple(str(b) for b in group["band"][:])
     if cube.bands != bands:

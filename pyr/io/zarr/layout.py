@@ -8,7 +8,6 @@ pixels) in memory and returns their bytes; no I/O on any real store.
 from __future__ import annotations
 
 import base64
-import math
 import struct
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from pyr._imports import ensure
 from pyr._lazy import is_lazy
+from pyr._nodata import is_nan
 from pyr._warnings import quiet
 from pyr.cube import Cube
 from pyr.errors import InvalidArgument
@@ -112,7 +112,7 @@ def encode_fill(nodata: float | int | None, dtype: str, zarr_format: int) -> Any
         return None
     if zarr_format == 3 and np.dtype(dtype).kind == "f":
         return base64.standard_b64encode(struct.pack("<d", float(nodata))).decode()
-    if isinstance(nodata, float) and math.isnan(nodata):
+    if is_nan(nodata):
         return "NaN"
     return nodata
 
