@@ -12,11 +12,8 @@ between workers). Shared tasks (the store's ``init``, an in-memory array
 embedded in the graph) are left as they are.
 
 On a ``distributed`` cluster each task also costs the scheduler and the
-worker bookkeeping, which the cluster's own cores pay: on a two-core
-LocalCluster, one band written as 121 one-chunk tasks took 0.94-1.15 s warm,
-the same chunks in tasks of four 0.72-0.83 s (``python -m
-benchmarks.warm_pipeline --scheduler distributed --task-stream``, with
-``DASK_PYR__CHUNKS_PER_TASK=1`` for the first; docs/benchmarks.md).
+worker bookkeeping, which the cluster's own cores pay (measured in
+docs/benchmarks.md, "The LocalCluster, warm, per task").
 :func:`group_tasks` puts several of those fused chunk tasks into one task
 that runs them in turn.
 """

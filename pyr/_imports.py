@@ -6,8 +6,8 @@ imports a package while another imports one of its submodules: each waits
 for a module the other holds, the deadlock detector hands one of them a
 partially initialized module, and the call raises ``ImportError: cannot
 import name ... from partially initialized module`` (seen with dask, dask.array
-and zarr: four threads making their first ``pyr.read`` calls at the same
-time failed in each of twelve runs here). So before any such import, pyr calls :func:`ensure` with
+and zarr when several threads make their first ``pyr.read`` calls at once;
+tests/test_threads_first_use.py). So before any such import, pyr calls :func:`ensure` with
 the package it belongs to; the first call imports the whole package in one
 thread, under one lock, and later calls cost a set lookup.
 

@@ -225,8 +225,7 @@ def write_zarr(
         ``create_array(compressors=...)`` takes it: numcodecs for
         ``zarr_format=2``, ``zarr.codecs`` for 3. For example
         ``numcodecs.Blosc(cname="zstd", clevel=1, shuffle=numcodecs.Blosc.SHUFFLE)``,
-        pyr's earlier default, stored Sentinel-2 reflectance 1-3 % smaller
-        (uint16 counts 7-12 %) and encoded it several times slower (docs/design.md).
+        packs smaller and encodes slower (figures in docs/design.md).
         Checked when the graph is built (:class:`~pyr.errors.InvalidArgument`).
         Not allowed with ``mode="a"``, which keeps the store's codec.
 

@@ -2,8 +2,8 @@
 
 zarr-python 3 runs every ``array[region] = block`` through its event loop
 and codec thread pool; for pyr's writes (each task writes exactly one whole
-chunk) that hand-off cost 0.6 s of a 2.3 s one-band pipeline at full size
-(docs/benchmarks.md). Here a task encodes its chunk with the array's own
+chunk) that hand-off costs a large share of a write (docs/benchmarks.md).
+Here a task encodes its chunk with the array's own
 compressor and writes the chunk file itself (atomically: temporary file,
 then rename); reads decode the chunk file directly. The bytes are those
 zarr-python writes (tests/test_zarr_direct.py checks it), so every Zarr

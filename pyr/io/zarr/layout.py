@@ -83,13 +83,9 @@ def _compressor(zarr_format: int, choice: Any = "auto") -> Any:
     """The default codec for ``choice="auto"``, else ``choice`` itself (``None``: no compression)."""
     if not (isinstance(choice, str) and choice == "auto"):
         return choice
-    # LZ4 through Blosc with byte shuffle (zarr v2's own default compressor):
-    # measured by benchmarks/codecs.py on 1024 x 1024 chunks of Sentinel-2 B04,
-    # one thread, two runs, per 4 MiB of float32 reflectance: encode 0.9-1.4 ms
-    # and decode 0.4-0.9 ms against 4.6-5.8 and 2.1-4.3 ms for Blosc zstd level 1,
-    # for stores 1-3 % larger (uint16: 2.6-3.6 against 7.8-10.1 ms encode, 7-12 %
-    # larger). DEFLATE (zlib) packs float32 reflectance to half the size but
-    # encodes 10-40x slower. Readable by GDAL's Zarr driver.
+    # LZ4 through Blosc with byte shuffle (zarr v2's own default compressor), chosen
+    # for encode and decode speed by benchmarks/codecs.py (docs/design.md, "Why Blosc
+    # LZ4"). Readable by GDAL's Zarr driver.
     if zarr_format == 2:
         import numcodecs
 
