@@ -5,11 +5,13 @@ Import order (each module imports only from those above it)::
     errors, types, _imports     _imports: first imports of dask and zarr, safe across threads
     _nodata                     nodata equality and masks
     _blocks, _lazy              kernels on numpy blocks; the one lazy/eager decision
+    _gridding                   grid geometry across CRSs: snapped grids, footprints, chunk windows
     geobox
+    _warp_plan                  the window of the input each output chunk of a warp needs
     _values                     what Raster and Cube share
     raster, cube
     _cluster, _fuse             the active cluster; fusing tasks so pixels stay where computed
-    ops/                        pure transforms: rescale, map_blocks, stack, reduce_time
+    ops/                        pure transforms: rescale, map_blocks, stack, reduce_time, reproject, mosaic
     io/                         side effects: GeoTIFF, Zarr, GDAL env, sources, xarray
     compute                     running graphs
     testing/                    assertions, hypothesis strategies, synthetic series
@@ -29,7 +31,7 @@ from pyr.io import cloud_env, configure, read, read_zarr, write_zarr
 from pyr.io.cube import check_sources, read_cube
 from pyr.io.tiff_write import write_tiff
 from pyr.io.xarray import from_xarray, to_xarray
-from pyr.ops import map_blocks, reduce_time, rescale, stack
+from pyr.ops import map_blocks, mosaic, reduce_time, reproject, rescale, stack
 from pyr.raster import Raster
 
 __version__ = "0.1.0"
@@ -52,10 +54,12 @@ __all__ = [
     "configure",
     "from_xarray",
     "map_blocks",
+    "mosaic",
     "read",
     "read_cube",
     "read_zarr",
     "reduce_time",
+    "reproject",
     "rescale",
     "stack",
     "to_xarray",

@@ -17,6 +17,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.errors import CRSError
 
+from pyr import _gridding
 from pyr.errors import InvalidArgument
 
 __all__ = ["GeoBox"]
@@ -208,6 +209,55 @@ class GeoBox:
                 f"{what} needs an axis-aligned grid; this one is rotated or sheared "
                 f"(transform {tuple(self.transform)[:6]})."
             )
+
+    # -- other grids (pyr._gridding) ---------------------------------------------
+    @classmethod
+    def from_bbox(
+        cls,
+        bbox: Sequence[float],
+        *,
+        crs: Any,
+        resolution: float | tuple[float, float],
+        bbox_crs: Any = "EPSG:4326",
+        anchor: str = "edge",
+    ) -> GeoBox:
+        """The north-up grid in ``crs`` at ``resolution`` covering ``bbox`` (given in ``bbox_crs``).
+
+        ``bbox`` is ``(left, bottom, right, top)``; its outline is transformed
+        with densified edges. The grid's edges are whole multiples of the
+        resolution (``anchor="edge"``), or its cell centres are
+        (``anchor="center"``), so grids built for different areas line up.
+        A geographic ``bbox`` with ``left > right`` crosses the antimeridian.
+
+        Examples
+        --------
+        >>> gb = GeoBox.from_bbox((5.0, 45.0, 5.1, 45.1), crs="EPSG:32631", resolution=30)
+        >>> gb.shape, gb.transform.c % 30, gb.transform.f % 30
+        ((378, 273), 0.0, 0.0)
+        """
+        shape, transform, dst = _gridding.from_bbox(
+            bbox, crs=crs, resolution=resolution, bbox_crs=bbox_crs, anchor=anchor
+        )
+        return cls(shape, transform, dst)
+
+    def to_crs(self, crs: Any, *, resolution: float | tuple[float, float] | None = None) -> GeoBox:
+        """The north-up grid in ``crs`` covering this grid's footprint, edges snapped as :meth:`from_bbox`.
+
+        Without ``resolution``, the cell size GDAL suggests for warping this
+        grid into ``crs`` (``rasterio.warp.calculate_default_transform``): about
+        the same area per cell.
+
+        Examples
+        --------
+        >>> utm = GeoBox.from_bounds((600000, 5000000, 603000, 5003000), 30, "EPSG:32631")
+        >>> wgs = utm.to_crs("EPSG:4326")
+        >>> wgs.epsg, round(wgs.resolution[0] * 111_000)
+        (4326, 36)
+        >>> utm.to_crs("EPSG:3857", resolution=100).resolution
+        (100.0, -100.0)
+        """
+        shape, transform, dst = _gridding.to_crs(self, crs, resolution=resolution)
+        return GeoBox(shape, transform, dst)
 
     # -- protocols --------------------------------------------------------------
     def __dask_tokenize__(self) -> object:
