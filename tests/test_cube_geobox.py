@@ -165,3 +165,21 @@ def test_bad_arguments(series):
         pyr.read_cube(paths, times=dates, group_by="date")
     with pytest.raises(InvalidArgument, match="group_by"):
         pyr.read_cube(paths, times=dates, geobox=geobox, nodata=0, group_by="week")
+
+
+def test_a_rewritten_file_is_read_with_its_new_header(tmp_path):
+    utm = GeoBox.from_bounds((600_000, 5_000_000, 600_400, 5_000_400), 100, "EPSG:32631")
+    first, other = tmp_path / "first.tif", tmp_path / "other.tif"
+    pyr.write_tiff(pyr.Raster(np.full((1, 4, 4), 7, "uint16"), utm, nodata=0), first)
+    pyr.write_tiff(pyr.Raster(np.full((1, 4, 4), 1, "uint16"), utm, nodata=0), other)
+    target = utm.to_crs("EPSG:3857")
+    before = pyr.read_cube([first, other], geobox=target, chunks=target.shape).data.compute(scheduler="sync")
+    assert (before[1] == 1).any()
+    # the same path rewritten on another grid (shifted one cell east): read with its new header
+    moved = GeoBox.from_bounds((600_100, 5_000_000, 600_500, 5_000_400), 100, "EPSG:32631")
+    other.unlink()
+    pyr.write_tiff(pyr.Raster(np.full((1, 4, 4), 2, "uint16"), moved, nodata=0), other)
+    after = pyr.read_cube([first, other], geobox=target, chunks=target.shape).data.compute(scheduler="sync")
+    expected = pyr.read(other, geobox=target).data
+    np.testing.assert_array_equal(after[1], expected)
+    assert (after[1] == 2).any()

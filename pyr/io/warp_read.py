@@ -25,7 +25,7 @@ from pyr import _gridding
 from pyr._warp_plan import overview_geobox, pick_overview
 from pyr.errors import GridMismatch, InvalidArgument
 from pyr.geobox import GeoBox
-from pyr.io.gdal.handles import dataset
+from pyr.io.gdal.handles import _file_stamp, dataset
 from pyr.io.gdal.sources import SourceSpec
 from pyr.io.tiff import Header, read_header, read_window
 from pyr.ops.reproject import Warp
@@ -48,8 +48,12 @@ _HEADERS_MAX = 4096
 
 
 def cached_header(spec: SourceSpec) -> Header:
-    """``spec``'s header, read at most once per process (a cube's tasks share it)."""
-    key = spec.key()
+    """``spec``'s header, read at most once per process (a cube's tasks share it).
+
+    A local file rewritten since (another inode, size or modification time)
+    is read again.
+    """
+    key = (*spec.key(), _file_stamp(spec.path))
     with _HEADERS_LOCK:
         hit = _HEADERS.get(key)
     if hit is not None:
