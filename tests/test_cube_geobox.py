@@ -18,6 +18,7 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.warp import reproject as rio_reproject
 from rasterio.warp import transform_bounds
+from servers import FAST, serve
 
 import pyr
 from pyr import GeoBox, GridMismatch, InvalidArgument
@@ -25,6 +26,8 @@ from pyr.io import warp_read
 from pyr.io.cube_warp import group_sources
 from pyr.io.tiff import source_spec
 from pyr.types import parse_times
+
+pytest_plugins = ["conftest_cloud"]
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +186,37 @@ def test_a_rewritten_file_is_read_with_its_new_header(tmp_path):
     expected = pyr.read(other, geobox=target).data
     np.testing.assert_array_equal(after[1], expected)
     assert (after[1] == 2).any()
+
+
+@pytest.mark.slow
+def test_local_cluster_with_a_missing_source(series, tmp_path):
+    """On a LocalCluster: equal to threads; on_error='nodata' leaves a missing source out of its day."""
+    distributed = pytest.importorskip("distributed")
+    paths, dates, geobox = series
+    sources = [*paths[:4], tmp_path / "gone.tif"]
+    times = [*dates[:4], dates[0]]
+    cube = pyr.read_cube(sources, times=times, geobox=geobox, nodata=0, group_by="date", chunks=64, on_error="nodata")
+    threads = cube.data.compute(scheduler="threads")
+    with (
+        distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster,
+        distributed.Client(cluster),
+    ):
+        np.testing.assert_array_equal(cube.data.compute(), threads)
+    alone = pyr.read_cube(paths[:4], times=dates[:4], geobox=geobox, nodata=0, group_by="date", chunks=64)
+    np.testing.assert_array_equal(threads, alone.data.compute(scheduler="threads"))
+
+
+def test_over_http_only_the_first_source_is_fetched_at_call_time(http_server, cog):
+    path, _ = cog
+    served = [serve(http_server, path) for _ in range(4)]
+    env = pyr.cloud_env(**FAST)
+    geobox = pyr.read(path).geobox.to_crs("EPSG:3857", resolution=40)
+    http_server.reset()
+    cube = pyr.read_cube([url for _, url in served], geobox=geobox, chunks=64, env=env)
+    assert http_server.requests(served[0][0]) > 0
+    assert all(http_server.requests(name) == 0 for name, _ in served[1:])
+    got = cube.data.compute(scheduler="threads")
+    assert all(http_server.requests(name) > 0 for name, _ in served[1:])
+    one = pyr.read(path, geobox=geobox, chunks=64).data.compute()
+    for t in range(4):
+        np.testing.assert_array_equal(got[t], one)
