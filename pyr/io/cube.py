@@ -25,6 +25,7 @@ from pyr._curry import curried
 from pyr._imports import ensure
 from pyr.cube import Cube
 from pyr.errors import GridMismatch, InvalidArgument, ReadError
+from pyr.geobox import GeoBox
 from pyr.io.gdal.sources import SourceSpec, display_name
 from pyr.io.tiff import Header, auto_chunks, read_header, read_window, source_spec, split
 from pyr.ops.reduce import max_cells
@@ -112,8 +113,12 @@ def read_cube(
     times: Sequence[Any] | Callable[[Any], Any] | None = None,
     env: Mapping[str, Any] | None = None,
     on_error: str = "raise",
+    geobox: GeoBox | None = None,
+    resampling: str = "nearest",
+    group_by: str | None = None,
+    nodata: float | int | None = None,
 ) -> Cube:
-    """A lazy cube ``(time, band, y, x)``, one date per source, opening only the first source.
+    """A lazy cube ``(time, band, y, x)``, one date per source (or per day), opening only the first source.
 
     Parameters
     ----------
@@ -145,7 +150,31 @@ def read_cube(
         become NaN and whose cube nodata is then NaN; integer sources without
         nodata are refused). A source whose grid differs still raises
         ``GridMismatch``, and a process that runs out of file descriptors
-        raises ``OSError`` (``EMFILE``): the source is not at fault.
+        raises ``OSError`` (``EMFILE``): the source is not at fault. With
+        ``geobox``, a failed source is left out of its chunks.
+    geobox
+        Read every source onto this grid (north-up, any CRS): the sources may
+        then be on any grids and CRSs (without it they must share the first
+        one's grid). Each chunk task reads the window of each of its sources
+        that its footprint needs, from the coarsest overview still as fine
+        as the output, and warps it (as :func:`pyr.read` with ``geobox``);
+        a source whose footprint misses the chunk is not opened for it.
+        Only the first source is opened now; the others' headers are read
+        by the tasks that need them, once per process. The sources must
+        share the first's dtype and have its bands (else ``GridMismatch``).
+    resampling
+        With ``geobox``: any name of ``rasterio.enums.Resampling``.
+    group_by
+        With ``geobox`` and ``times``: ``"date"`` makes one time step per UTC
+        day, ``"solar_day"`` one per local solar day (UTC plus the longitude
+        of the centre of the source's footprint / 15 hours; this reads every
+        source's header at call time). The sources of a day are mosaicked,
+        the first valid pixel winning in the given order; the step is
+        labelled with the earliest of their times, steps in time order.
+    nodata
+        Override the sources' nodata (with ``geobox``): cells equal to it are
+        not used, and cells no source reaches get it. Needed for integer
+        sources without a nodata value.
 
     Notes
     -----
@@ -176,20 +205,30 @@ def read_cube(
     idx = parse_band_indices(bands, header.count, source=specs[0].name)
     idx = tuple(range(header.count)) if idx is None else idx
     dtype = np.dtype(header.dtype)
-    nodata = header.nodata
+    cube_nodata = header.nodata
     fill: _Fill | None = None
-    if on_error == "nodata":
-        if nodata is None and dtype.kind != "f":
+    if on_error == "nodata" and geobox is None:
+        if cube_nodata is None and dtype.kind != "f":
             raise InvalidArgument(
                 f"on_error='nodata' needs a nodata value to fill unreadable dates with; {specs[0].name!r} "
                 f"is {dtype} without one. Use on_error='raise', or give the files a nodata tag."
             )
-        if nodata is None:
-            nodata = math.nan
-        fill = _Fill(nodata, dtype.str)
+        if cube_nodata is None:
+            cube_nodata = math.nan
+        fill = _Fill(cube_nodata, dtype.str)
+    if geobox is not None:
+        from pyr.io.cube_warp import warped_cube
+
+        return warped_cube(
+            specs, header, idx, chunks2d, parsed_times, geobox, resampling=resampling, group_by=group_by,
+            nodata=nodata, band_names=_band_names(header, idx), on_error=on_error,
+        )  # fmt: skip
+    if group_by is not None or nodata is not None:
+        which = "group_by" if group_by is not None else "nodata"
+        raise InvalidArgument(f"{which}= needs geobox= (the grid the sources are read onto).")
     size = _cube_chunks(header, len(idx), dtype, len(specs)) if isinstance(chunks2d, str) else chunks2d
     data = _graph(specs, header, tuple(i + 1 for i in idx), size, dtype, fill)
-    return Cube(data, header.geobox, nodata=nodata, bands=_band_names(header, idx), times=parsed_times)
+    return Cube(data, header.geobox, nodata=cube_nodata, bands=_band_names(header, idx), times=parsed_times)
 
 
 def _graph(

@@ -229,8 +229,10 @@ def read(
     overview: int | None = None,
     nodata: float | int | None = None,
     env: Mapping[str, Any] | None = None,
+    geobox: GeoBox | None = None,
+    resampling: str = "nearest",
 ) -> Raster:
-    """Read a raster from a path or URL, eagerly or lazily.
+    """Read a raster from a path or URL, eagerly or lazily, on its own grid or onto ``geobox``.
 
     Parameters
     ----------
@@ -251,6 +253,19 @@ def read(
     env
         GDAL config options applied around every open and read, in whatever
         process runs the read (e.g. :func:`pyr.cloud_env`).
+    geobox
+        Read onto this grid (any CRS, resolution and extent; north-up): each
+        output chunk is read from the window of the source its footprint
+        needs, from the coarsest overview still as fine as the output, and
+        warped onto the chunk (:mod:`pyr.io.warp_read`); a chunk outside the
+        source is nodata and reads nothing. With ``chunks=None`` the whole
+        grid is one such warp. The result equals
+        ``reproject(read(source, overview=k), geobox, resampling=...)`` where
+        ``k`` is that overview (``read(source)`` when none is used). Integer
+        sources without nodata need ``nodata=``; ``overview=`` is refused
+        with it (the overview follows from the geobox).
+    resampling
+        With ``geobox``: any name of ``rasterio.enums.Resampling``.
 
     Examples
     --------
@@ -258,6 +273,8 @@ def read(
     >>> r.is_lazy  # doctest: +SKIP
     True
     """
+    if geobox is not None and overview is not None:
+        raise InvalidArgument(f"overview={overview!r} with geobox=: the overview read follows from the geobox.")
     spec = source_spec(source, env=env, overview=overview)
     chunks2d = parse_chunks2d(chunks)
     header = read_header(spec)
@@ -273,6 +290,11 @@ def read(
         band_names = tuple(str(i + 1) for i in idx)
     out_nodata = header.nodata if nodata is None else parse_nodata(nodata, dtype)
     gdal_indexes = tuple(i + 1 for i in idx)
+    if geobox is not None:
+        from pyr.io.warp_read import read_onto
+
+        data, out_nodata = read_onto(spec, header, gdal_indexes, geobox, resampling, nodata, chunks2d)
+        return Raster(data, geobox, nodata=out_nodata, bands=band_names)
     if chunks2d is None:
         data = read_window(spec, None, gdal_indexes, (0, header.geobox.height, 0, header.geobox.width))
     else:
