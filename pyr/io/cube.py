@@ -23,6 +23,7 @@ import numpy as np
 
 from pyr._curry import curried
 from pyr._imports import ensure
+from pyr._values import band_names as band_names_of
 from pyr.cube import Cube
 from pyr.errors import GridMismatch, InvalidArgument, ReadError
 from pyr.geobox import GeoBox
@@ -99,7 +100,7 @@ def _times(times: Any, items: list[Any]) -> np.ndarray | None:
 
 
 def _band_names(header: Header, idx: tuple[int, ...]) -> tuple[str, ...]:
-    names = tuple(d if d else str(i + 1) for i, d in enumerate(header.descriptions))
+    names = band_names_of(header.descriptions)
     chosen = tuple(names[i] for i in idx)
     return chosen if len(set(chosen)) == len(chosen) else tuple(str(i + 1) for i in idx)
 

@@ -19,6 +19,7 @@ from rasterio.windows import Window
 
 from pyr._curry import curried
 from pyr._imports import ensure
+from pyr._values import band_names as band_names_of
 from pyr.errors import GridMismatch, InvalidArgument, ReadError
 from pyr.geobox import GeoBox
 from pyr.io.gdal.env import GdalEnv
@@ -284,7 +285,7 @@ def read(
     descriptions = header.descriptions
     if spec.overview is not None:  # GDAL's overview datasets drop band descriptions
         descriptions = read_header(attrs.evolve(spec, overview=None)).descriptions
-    names = tuple(d if d else str(i + 1) for i, d in enumerate(descriptions))
+    names = band_names_of(descriptions)
     band_names = tuple(names[i] for i in idx)
     if len(set(band_names)) != len(band_names):
         band_names = tuple(str(i + 1) for i in idx)
