@@ -24,7 +24,7 @@ import pytest
 import rasterio
 from affine import Affine
 from dask.core import get_dependencies
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from rasterio.enums import Resampling
 from rasterio.warp import reproject as rio_reproject
@@ -179,6 +179,7 @@ def test_eager_equals_rasterio_and_lazy_matches_eager(case):
 RAMP_METHODS = ["bilinear", "cubic", "cubic_spline", "lanczos", "average", "min", "max", "med", "q1", "q3", "mode"]
 
 
+@settings(max_examples=10)  # eleven kernels, each warp of the whole ramp twice: the slowest property here
 @given(reprojection_cases(dtype="float64"), st.sampled_from(RAMP_METHODS))
 def test_other_resamplings_lazy_matches_eager_on_a_ramp(case, method):
     raster, dst, chunks = case
