@@ -52,56 +52,6 @@ def check_name(name: Any) -> str:
     return name
 
 
-def write_zarr_impl(
-    obj: Raster | Cube,
-    store: Any,
-    *,
-    compute: bool = True,
-    mode: str = "w-",
-    zarr_format: int = 2,
-    name: str | None = None,
-    storage_options: Mapping[str, Any] | None = None,
-    compressor: Any = "auto",
-) -> Delayed | None:
-    if not isinstance(obj, Raster | Cube):
-        raise InvalidArgument(f"write_zarr expects a Raster or Cube, not {type(obj).__name__}.")
-    if zarr_format not in (2, 3):
-        raise InvalidArgument(f"zarr_format={zarr_format!r}: expected 2 or 3.")
-    if mode not in ("w-", "w", "a"):
-        raise InvalidArgument(f"mode={mode!r}: expected 'w-', 'w' or 'a'.")
-    name = check_name(name)
-    storage = storage_of(store, storage_options)
-    if mode == "a":
-        from pyr.io.zarr.append import append_graph
-
-        if not (isinstance(compressor, str) and compressor == "auto"):
-            raise InvalidArgument(
-                f"compressor={compressor!r} with mode='a': appended chunks use the store's own codec; "
-                "leave compressor at 'auto'."
-            )
-        appended: Delayed | None = append_graph(obj, storage, name=name, compute=compute)
-        return appended
-    if isinstance(compressor, str) and compressor != "auto":
-        raise InvalidArgument(
-            f"compressor={compressor!r}: expected 'auto', None or a codec object "
-            "(numcodecs for zarr_format=2, e.g. numcodecs.Zstd(level=3); zarr.codecs for 3)."
-        )
-    layout = layout_of(obj, name, zarr_format, compressor)
-    if mode == "w-" and compute and storage.exists() and storage.beside(CLAIM).get("") is None:
-        raise StoreExists(f"{storage.url!r} already exists (mode='w-'); pass mode='w' to replace it.")
-    plan = plan_write(storage, mode)
-    job: Delayed
-    job, fingerprint = _write_graph(obj, plan, layout)
-    if not compute:
-        return job
-    try:
-        job.compute()
-    except BaseException:
-        _abandon(plan, fingerprint)
-        raise
-    return None
-
-
 def _abandon(plan: WritePlan, fingerprint: str) -> None:
     """After a failed write in this process: remove what it staged (never a published store)."""
     abandon(fingerprint)
@@ -240,16 +190,43 @@ def write_zarr(
     >>> read_zarr(path, chunks=None).data
     array([[[1, 2, 3]]], dtype=uint16)
     """
-    return write_zarr_impl(
-        obj,
-        store,
-        compute=compute,
-        mode=mode,
-        zarr_format=zarr_format,
-        name=name,
-        storage_options=storage_options,
-        compressor=compressor,
-    )
+    if not isinstance(obj, Raster | Cube):
+        raise InvalidArgument(f"write_zarr expects a Raster or Cube, not {type(obj).__name__}.")
+    if zarr_format not in (2, 3):
+        raise InvalidArgument(f"zarr_format={zarr_format!r}: expected 2 or 3.")
+    if mode not in ("w-", "w", "a"):
+        raise InvalidArgument(f"mode={mode!r}: expected 'w-', 'w' or 'a'.")
+    name = check_name(name)
+    storage = storage_of(store, storage_options)
+    if mode == "a":
+        from pyr.io.zarr.append import append_graph
+
+        if not (isinstance(compressor, str) and compressor == "auto"):
+            raise InvalidArgument(
+                f"compressor={compressor!r} with mode='a': appended chunks use the store's own codec; "
+                "leave compressor at 'auto'."
+            )
+        appended: Delayed | None = append_graph(obj, storage, name=name, compute=compute)
+        return appended
+    if isinstance(compressor, str) and compressor != "auto":
+        raise InvalidArgument(
+            f"compressor={compressor!r}: expected 'auto', None or a codec object "
+            "(numcodecs for zarr_format=2, e.g. numcodecs.Zstd(level=3); zarr.codecs for 3)."
+        )
+    layout = layout_of(obj, name, zarr_format, compressor)
+    if mode == "w-" and compute and storage.exists() and storage.beside(CLAIM).get("") is None:
+        raise StoreExists(f"{storage.url!r} already exists (mode='w-'); pass mode='w' to replace it.")
+    plan = plan_write(storage, mode)
+    job: Delayed
+    job, fingerprint = _write_graph(obj, plan, layout)
+    if not compute:
+        return job
+    try:
+        job.compute()
+    except BaseException:
+        _abandon(plan, fingerprint)
+        raise
+    return None
 
 
 @curried
