@@ -16,7 +16,7 @@ from pyr.errors import InvalidArgument
 from pyr.geobox import GeoBox
 from pyr.types import parse_nodata
 
-__all__ = ["Pixels", "band_names", "is_geobox", "to_bands", "validate"]
+__all__ = ["Pixels", "band_names", "is_geobox", "to_bands", "to_factors", "validate"]
 
 
 def band_names(descriptions: Iterable[str | None]) -> tuple[str, ...]:
@@ -38,6 +38,37 @@ def to_bands(value: Any) -> tuple[str, ...] | None:
         return tuple(str(v) for v in value)
     except TypeError:
         raise InvalidArgument(f"bands={value!r}: expected a sequence of band names.") from None
+
+
+def to_factors(value: Any) -> tuple[float, ...] | None:
+    """Converter of the ``scales`` and ``offsets`` fields: a tuple of floats, one per band (a number is one band)."""
+    if value is None:
+        return None
+    if isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool | np.bool_):
+        value = (value,)
+    try:
+        factors = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"scales/offsets={value!r}: expected a sequence of numbers, one per band.") from None
+    if not all(np.isfinite(factors)):
+        raise InvalidArgument(f"scales/offsets={value!r}: every factor must be a finite number.")
+    return factors
+
+
+def _check_factors(obj: Any, count: int) -> None:
+    """Check and normalise ``scales``/``offsets``: both ``None`` or both one per band, ``None`` when they do nothing."""
+    what = type(obj).__name__
+    scales, offsets = obj.scales, obj.offsets
+    if scales is None and offsets is None:
+        return
+    scales = (1.0,) * count if scales is None else scales
+    offsets = (0.0,) * count if offsets is None else offsets
+    for name, factors in (("scales", scales), ("offsets", offsets)):
+        if len(factors) != count:
+            raise InvalidArgument(f"{what} {name}={factors!r} has {len(factors)} factor(s); data has {count} band(s).")
+    identity = all(s == 1.0 for s in scales) and all(o == 0.0 for o in offsets)
+    object.__setattr__(obj, "scales", None if identity else scales)
+    object.__setattr__(obj, "offsets", None if identity else offsets)
 
 
 def is_geobox(obj: Any, attribute: Any, value: Any) -> None:
@@ -70,6 +101,7 @@ def validate(obj: Any, *, ndim: int, dims: str) -> None:
         raise InvalidArgument(f"{what} bands={obj.bands!r} names {len(obj.bands)} band(s); data has {count}.")
     elif len(set(obj.bands)) != count:
         raise InvalidArgument(f"{what} bands={obj.bands!r} has duplicate names.")
+    _check_factors(obj, count)
 
 
 class Pixels:
@@ -81,6 +113,8 @@ class Pixels:
     geobox: GeoBox
     nodata: float | int | None
     bands: tuple[str, ...]
+    scales: tuple[float, ...] | None
+    offsets: tuple[float, ...] | None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -119,7 +153,8 @@ class Pixels:
         else:
             arr = f"<numpy {data.dtype} {tuple(data.shape)}>"
         bands = self.bands if len(self.bands) <= 6 else (*self.bands[:5], "...")
+        factors = "" if self.scales is None else f", scales={self.scales!r}, offsets={self.offsets!r}"
         return (
             f"{type(self).__name__}({arr}, {self.geobox!r}, nodata={self.nodata!r}, bands={bands!r}"
-            f"{self._extra_repr()})"
+            f"{self._extra_repr()}{factors})"
         )

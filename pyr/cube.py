@@ -9,7 +9,7 @@ import numpy as np
 
 from pyr._imports import ensure
 from pyr._nodata import nodata_key
-from pyr._values import Pixels, is_geobox, to_bands, validate
+from pyr._values import Pixels, is_geobox, to_bands, to_factors, validate
 from pyr.geobox import GeoBox
 from pyr.types import parse_times
 
@@ -21,6 +21,7 @@ class Cube(Pixels):
     """A time series of rasters on one grid: data ``(time, band, y, x)``.
 
     ``times`` is a 1-D ``datetime64[us]`` array (read-only; see :func:`pyr.types.parse_times`) or ``None``.
+    ``scales``/``offsets`` are as on :class:`~pyr.Raster`.
     Equality is identity; compare values with :func:`pyr.testing.assert_raster_equal`.
 
     Examples
@@ -39,6 +40,8 @@ class Cube(Pixels):
     nodata: float | int | None = None
     bands: tuple[str, ...] = attrs.field(default=None, converter=to_bands)
     times: np.ndarray | None = attrs.field(default=None)
+    scales: tuple[float, ...] | None = attrs.field(default=None, converter=to_factors, kw_only=True)
+    offsets: tuple[float, ...] | None = attrs.field(default=None, converter=to_factors, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         validate(self, ndim=4, dims="(time, band, y, x)")
@@ -59,11 +62,26 @@ class Cube(Pixels):
     def __reduce__(self) -> tuple[Any, ...]:
         # Rebuild through __init__ so an unpickled (or copied) cube validates
         # again and its ``times`` stay read-only.
-        return (Cube, (self.data, self.geobox, self.nodata, self.bands, self.times))
+        return (_rebuild_cube, (self.data, self.geobox, self.nodata, self.bands, self.times, self.scales, self.offsets))
 
     def __dask_tokenize__(self) -> object:
         ensure("dask")
         from dask.base import tokenize
 
         times = None if self.times is None else self.times.astype("int64").tolist()
-        return ("pyr.Cube", tokenize(self.data), self.geobox, nodata_key(self.nodata), self.bands, times)
+        return (
+            "pyr.Cube",
+            tokenize(self.data),
+            self.geobox,
+            nodata_key(self.nodata),
+            self.bands,
+            times,
+            self.scales,
+            self.offsets,
+        )
+
+
+def _rebuild_cube(*args: Any) -> Cube:
+    """Unpickle a :class:`Cube` through ``__init__`` (positional fields, then the keyword-only factors)."""
+    *fields, scales, offsets = args
+    return Cube(*fields, scales=scales, offsets=offsets)

@@ -13,7 +13,7 @@ import attrs
 
 from pyr._imports import ensure
 from pyr._nodata import nodata_key
-from pyr._values import Pixels, is_geobox, to_bands, validate
+from pyr._values import Pixels, is_geobox, to_bands, to_factors, validate
 from pyr.errors import InvalidArgument
 from pyr.geobox import GeoBox
 
@@ -23,6 +23,11 @@ __all__ = ["Raster", "rasters_of"]
 @attrs.frozen(eq=False, repr=False)
 class Raster(Pixels):
     """Pixels ``(band, y, x)`` on a grid, with a nodata value and band names.
+
+    ``scales`` and ``offsets`` (keyword-only, one float per band, or ``None``)
+    record how stored values become physical ones, ``raw * scale + offset``,
+    as a file's metadata or a STAC item says; :func:`pyr.rescale` with no
+    factors applies them. Factors that change nothing are stored as ``None``.
 
     ``data`` may be a numpy array (eager) or a dask array (lazy); nothing is
     computed to build or validate a ``Raster``. Two rasters are equal only if
@@ -43,6 +48,8 @@ class Raster(Pixels):
     geobox: GeoBox = attrs.field(validator=is_geobox)
     nodata: float | int | None = None
     bands: tuple[str, ...] = attrs.field(default=None, converter=to_bands)
+    scales: tuple[float, ...] | None = attrs.field(default=None, converter=to_factors, kw_only=True)
+    offsets: tuple[float, ...] | None = attrs.field(default=None, converter=to_factors, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         validate(self, ndim=3, dims="(band, y, x)")
@@ -51,7 +58,15 @@ class Raster(Pixels):
         ensure("dask")
         from dask.base import tokenize
 
-        return ("pyr.Raster", tokenize(self.data), self.geobox, nodata_key(self.nodata), self.bands)
+        return (
+            "pyr.Raster",
+            tokenize(self.data),
+            self.geobox,
+            nodata_key(self.nodata),
+            self.bands,
+            self.scales,
+            self.offsets,
+        )
 
 
 def rasters_of(rasters: object, who: str) -> list[Raster]:

@@ -109,7 +109,8 @@ def map_blocks(
             f"map_blocks: func returned shape {tuple(data.shape)}; expected {len(out_bands)} band(s) "
             f"of {raster.shape[-2:]} (pass bands= when the band count changes)."
         )
-    return attrs.evolve(raster, data=data, bands=out_bands, nodata=out_nodata)
+    # The kernel's output is in its own units: factors recorded for the input no longer apply.
+    return attrs.evolve(raster, data=data, bands=out_bands, nodata=out_nodata, scales=None, offsets=None)
 
 
 def _name(func: Callable[..., Any]) -> str:

@@ -134,6 +134,11 @@ def mosaic(rasters: Sequence[Raster], *, geobox: GeoBox | None = None, resamplin
     items = rasters_of(rasters, "mosaic")
     first = items[0]
     for i, r in enumerate(items[1:], start=1):
+        if (r.scales, r.offsets) != (first.scales, first.offsets):
+            raise GridMismatch(
+                f"mosaic: raster {i} (0-based position) has scales/offsets {r.scales!r}/{r.offsets!r}; "
+                f"raster 0 has {first.scales!r}/{first.offsets!r} (apply them first with pyr.rescale)."
+            )
         if r.dtype != first.dtype or r.count != first.count:
             raise GridMismatch(
                 f"mosaic: raster {i} (0-based position) has {r.count} band(s) of {r.dtype}; "
@@ -157,7 +162,7 @@ def mosaic(rasters: Sequence[Raster], *, geobox: GeoBox | None = None, resamplin
         for r in items
     ]
     data = _lazy.apply(_FirstValid(nodata), aligned, dtype=first.dtype, out_bands=first.count, name="pyr-mosaic")
-    return Raster(data, target, nodata=nodata, bands=first.bands)
+    return Raster(data, target, nodata=nodata, bands=first.bands, scales=first.scales, offsets=first.offsets)
 
 
 def _same(a: float | int | None, b: float | int) -> bool:

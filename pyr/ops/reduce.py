@@ -217,4 +217,17 @@ def reduce_time(cube: Cube, how: str | Callable[[np.ndarray], Any] = "mean") -> 
         data = _reduce_lazy(cube.data, kernel, cells)
     else:
         data = _reduce_eager(np.asarray(cube.data), kernel, cells)
-    return Raster(data, cube.geobox, nodata=out_nodata, bands=cube.bands)
+    # A mean, median, min or max is in the input's units, so its factors still apply; other reductions are not.
+    keep = name in _SAME_UNITS
+    return Raster(
+        data,
+        cube.geobox,
+        nodata=out_nodata,
+        bands=cube.bands,
+        scales=cube.scales if keep else None,
+        offsets=cube.offsets if keep else None,
+    )
+
+
+#: Reductions whose result is in the units of their input (``raw * scale + offset`` still applies).
+_SAME_UNITS = frozenset({"mean", "median", "min", "max"})

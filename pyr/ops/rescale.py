@@ -25,17 +25,18 @@ R = TypeVar("R", Raster, Cube)
 def _rescale_kernel(
     block: np.ndarray,
     *,
-    scale: float,
-    offset: float,
+    scale: tuple[float, ...],
+    offset: tuple[float, ...],
     clip: tuple[float, float] | None,
     dtype: np.dtype[Any],
     nodata: float | int | None,
 ) -> np.ndarray:
+    """``block * scale + offset`` (one factor per band, or one for all) in ``dtype``; nodata to NaN."""
     out = block.astype(dtype, copy=True)
-    if scale != 1.0:
-        np.multiply(out, dtype.type(scale), out=out)
-    if offset != 0.0:
-        np.add(out, dtype.type(offset), out=out)
+    if any(s != 1.0 for s in scale):
+        np.multiply(out, _per_band(scale, dtype, block.ndim), out=out)
+    if any(o != 0.0 for o in offset):
+        np.add(out, _per_band(offset, dtype, block.ndim), out=out)
     if clip is not None:
         np.clip(out, dtype.type(clip[0]), dtype.type(clip[1]), out=out)
     if is_value(nodata):
@@ -43,18 +44,27 @@ def _rescale_kernel(
     return out
 
 
+def _per_band(factors: tuple[float, ...], dtype: np.dtype[Any], ndim: int) -> np.ndarray:
+    """``factors`` shaped to broadcast over a ``(band, y, x)`` block: one value, or one per band."""
+    return np.asarray(factors, dtype=dtype).reshape((len(factors),) + (1,) * (ndim - 1) if len(factors) > 1 else ())
+
+
 @curried
 def rescale(
     raster: R,
     *,
-    scale: float = 1.0,
-    offset: float = 0.0,
+    scale: float | None = None,
+    offset: float | None = None,
     clip: tuple[float, float] | None = None,
     dtype: Any = "float32",
 ) -> R:
     """``data * scale + offset`` in ``dtype``, clipped to ``clip``; nodata becomes NaN.
 
-    Works on a :class:`~pyr.Raster` or a :class:`~pyr.Cube`, eager or lazy
+    With neither ``scale`` nor ``offset`` given, each band's factors are the
+    ones its read recorded (``raster.scales``/``raster.offsets``: GDAL band
+    metadata or STAC ``raster:bands``), or 1 and 0 when none were; given
+    factors apply to every band instead (a missing one is 1, or 0). The
+    result records no factors: they are applied. Works on a :class:`~pyr.Raster` or a :class:`~pyr.Cube`, eager or lazy
     (lazy in, lazy out). The result's nodata is NaN. Curried, so
     ``rescale(scale=1e-4, clip=(0, 1))`` is a function of a raster.
     ``scale`` and ``offset`` are finite numbers, ``dtype`` a float dtype and
@@ -73,11 +83,17 @@ def rescale(
     array([[[nan, 0.5, 1. ]]], dtype=float32)
     >>> pipe(r, rescale(scale=1e-4)).data.dtype
     dtype('float32')
+    >>> landsat = Raster(np.array([[[0, 7273, 43636]]], "uint16"), gb, nodata=0, scales=[2.75e-5], offsets=[-0.2])
+    >>> rescale(landsat).data.round(4)
+    array([[[nan,  0.,  1.]]], dtype=float32)
     """
     if not isinstance(raster, Raster | Cube):
         raise InvalidArgument(f"rescale expects a Raster or Cube, not {type(raster).__name__}.")
-    scale = parse_float(scale, name="scale")
-    offset = parse_float(offset, name="offset")
+    if scale is None and offset is None and raster.scales is not None and raster.offsets is not None:
+        scales, offsets = raster.scales, raster.offsets
+    else:
+        scales = (1.0 if scale is None else parse_float(scale, name="scale"),)
+        offsets = (0.0 if offset is None else parse_float(offset, name="offset"),)
     dt = parse_dtype(dtype, kinds="f")  # nodata becomes NaN: a float dtype
     if clip is not None:
         if isinstance(clip, str | bytes) or not isinstance(clip, Sequence | np.ndarray) or len(clip) != 2:
@@ -86,18 +102,18 @@ def rescale(
         if lo > hi:
             raise InvalidArgument(f"clip={clip!r}: lo must be <= hi.")
         clip = (lo, hi)
-    kernel = _KernelPartial(scale=scale, offset=offset, clip=clip, dtype=dt, nodata=raster.nodata)
+    kernel = _KernelPartial(scale=scales, offset=offsets, clip=clip, dtype=dt, nodata=raster.nodata)
     func = kernel if isinstance(raster, Raster) else _blocks.per_date(kernel)
     data = _lazy.apply(func, [raster.data], dtype=dt, out_bands=raster.count, name="pyr-rescale")
-    return attrs.evolve(raster, data=data, nodata=math.nan)
+    return attrs.evolve(raster, data=data, nodata=math.nan, scales=None, offsets=None)
 
 
 @attrs.frozen
 class _KernelPartial:
     """A picklable, deterministically tokenized partial of :func:`_rescale_kernel`."""
 
-    scale: float
-    offset: float
+    scale: tuple[float, ...]
+    offset: tuple[float, ...]
     clip: tuple[float, float] | None
     dtype: np.dtype[Any]
     nodata: float | int | None

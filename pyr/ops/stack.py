@@ -25,6 +25,8 @@ def _difference(first: Raster, other: Raster) -> str | None:
         return f"nodata {other.nodata!r} instead of {first.nodata!r}"
     if other.bands != first.bands:
         return f"bands {other.bands!r} instead of {first.bands!r}"
+    if (other.scales, other.offsets) != (first.scales, first.offsets):
+        return f"scales/offsets {other.scales!r}/{other.offsets!r} instead of {first.scales!r}/{first.offsets!r}"
     return None
 
 
@@ -70,4 +72,12 @@ def stack(rasters: Sequence[Raster], *, times: TimesLike = None) -> Cube:
             raise GridMismatch(f"stack: raster {i} (0-based position) does not match raster 0: it has {why}.")
     parsed = parse_times(times, len(items))
     data = stack_arrays([r.data for r in items])
-    return Cube(data, first.geobox, nodata=first.nodata, bands=first.bands, times=parsed)
+    return Cube(
+        data,
+        first.geobox,
+        nodata=first.nodata,
+        bands=first.bands,
+        times=parsed,
+        scales=first.scales,
+        offsets=first.offsets,
+    )

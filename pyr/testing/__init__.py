@@ -40,6 +40,8 @@ def assert_raster_equal(
         assert actual.dtype == expected.dtype, f"dtype {actual.dtype} != {expected.dtype}"
     assert same_nodata(actual.nodata, expected.nodata), f"nodata {actual.nodata!r} != {expected.nodata!r}"
     assert actual.bands == expected.bands, f"bands {actual.bands} != {expected.bands}"
+    assert actual.scales == expected.scales, f"scales {actual.scales} != {expected.scales}"
+    assert actual.offsets == expected.offsets, f"offsets {actual.offsets} != {expected.offsets}"
     if isinstance(actual, Cube) and isinstance(expected, Cube):
         if actual.times is None or expected.times is None:
             assert actual.times is None, "times: expected None"
