@@ -217,3 +217,25 @@ def test_local_publish_without_renameat2(tmp_path, monkeypatch):
     assert s.publish(other, replace=True)
     assert s.get(".zgroup") == b"new"
     assert other.get(".zgroup") == b"old"
+
+
+def test_owner_alive_is_the_one_liveness_rule() -> None:
+    # write_tiff's staging folders used a flock and the Zarr protocols the owner tag: two rules
+    # for one question. Both now name the owner (host hash, pid, then anything) and ask this.
+    import subprocess
+    import sys
+
+    from pyr.io.storage import owner_alive, owner_tag
+
+    host = owner_tag().split("-")[0]
+    other_host = f"{(int(host, 16) + 1) % 2**32:08x}"
+    assert owner_alive(owner_tag())
+    assert owner_alive(f"{owner_tag()}-0a1b2c3d-run\n")  # a claim's content: the tag, an id, a run
+    assert not owner_alive(f"{host}-4194305-0a1b2c3d")  # above Linux's largest pid: no such process
+    assert owner_alive(f"{other_host}-4194305")  # another host's process: nothing here can tell
+    writer = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        assert owner_alive(f"{host}-{writer.pid}-0a1b2c3d")
+    finally:
+        writer.communicate(b"")
+    assert not owner_alive(f"{host}-{writer.pid}-0a1b2c3d")

@@ -10,10 +10,10 @@ same folder, then renamed), so a failure never leaves a partial file at
 ``path`` and never removes a file that was there before. The chunk files and
 the final file must be on a filesystem every worker sees (a local path).
 
-The staging folder (``.<name>.<token>.pyr-tmp`` beside the output) is held by
-a live lock (:mod:`pyr.io._live`) while a write uses it and removed at its
-end; the folders a killed write left behind are removed by the next write to
-the same path. Every step that changes storage is named for the crash tests
+The staging folder (``.<name>.<token>.<owner>.pyr-tmp`` beside the output)
+names the process that made the write (:mod:`pyr.io._live`) and is removed
+at its end; the folders a dead writer left behind are removed by the next
+write to the same path. Every step that changes storage is named for the crash tests
 (:func:`pyr._faults.step`, ``"tiff.write:<step>"``).
 """
 
@@ -38,7 +38,7 @@ from pyr._lazy import is_lazy
 from pyr.errors import InvalidArgument, WriteError
 from pyr.geobox import GeoBox
 from pyr.io import _live
-from pyr.io.storage import check_local_path
+from pyr.io.storage import check_local_path, owner_tag
 from pyr.raster import Raster
 
 __all__ = ["write_tiff"]
@@ -63,6 +63,7 @@ class _Plan:
     cog: bool
     compress: str
     level: int | None = None
+    owner: str = attrs.field(factory=owner_tag)  # the process making the write (names its staging folder)
 
     def __dask_tokenize__(self) -> object:
         return ("pyr-tiff-plan", self.path, self.geobox, self.count, self.dtype, repr(self.nodata), self.bands,
@@ -71,13 +72,14 @@ class _Plan:
 
 def _staging(plan: _Plan, token: str) -> Path:
     path = Path(plan.path)
-    return path.with_name(f".{path.name}.{token[:16]}.pyr-tmp")
+    return path.with_name(f".{path.name}.{token[:16]}.{plan.owner}.pyr-tmp")
 
 
 def _reap(plan: _Plan) -> None:
     """Remove the staging folders that dead writes to ``plan.path`` left behind (a live write's stay)."""
     path = Path(plan.path)
-    pattern = re.compile(re.escape(f".{path.name}.") + "[0-9a-f]{16}" + re.escape(".pyr-tmp"))
+    owner = r"(?P<owner>[0-9a-f]{8}-[0-9]+)"
+    pattern = re.compile(re.escape(f".{path.name}.") + r"[0-9a-f]{16}\." + owner + re.escape(".pyr-tmp"))
     _live.reap(path.parent, pattern, "tiff.write:reap")
 
 
@@ -153,7 +155,7 @@ def _write_eager(data: np.ndarray, plan: _Plan, token: str) -> None:
     try:
         step("tiff.write:stage")
         with _live.hold(_staging(plan, token), remove="tiff.write:drop-staging") as staging:
-            _reap(plan)  # not this write's folder: it is held
+            _reap(plan)  # never this write's folder: its owner is alive
             work = _work_folder(staging)
             try:
                 plain = work / "plain.tif"
@@ -203,7 +205,7 @@ def _assemble(
 
     try:
         with _live.hold(_staging(plan, token), remove="tiff.write:drop-staging") as staging:
-            _reap(plan)  # not this write's folder: it is held
+            _reap(plan)  # never this write's folder: its owner is alive
             step("tiff.write:plain")
             work = _work_folder(staging)
             try:
