@@ -26,7 +26,7 @@ from pathlib import Path
 from pyr._faults import step
 from pyr.io.storage import owner_alive
 
-__all__ = ["hold", "reap"]
+__all__ = ["folder", "hold", "reap"]
 
 _LOCK = threading.Lock()
 _USERS: dict[Path, int] = {}
@@ -54,10 +54,17 @@ def hold(folder: Path, *, remove: str | None) -> Iterator[Path]:
                 shutil.rmtree(folder, ignore_errors=True)
 
 
-def reap(parent: Path, pattern: re.Pattern[str], step_name: str) -> None:
-    """Remove the folders in ``parent`` named by ``pattern`` whose owner (its group ``owner``) is dead."""
+def folder(path: Path, token: str, owner: str) -> Path:
+    """The staging folder of a write of ``path``: ``.<name>.<token>.<owner>.pyr-tmp`` beside it."""
+    return path.with_name(f".{path.name}.{token[:16]}.{owner}.pyr-tmp")
+
+
+def reap(path: Path, step_name: str) -> None:
+    """Remove the staging folders of writes of ``path`` (:func:`folder`) whose owner is dead."""
+    owner = r"(?P<owner>[0-9a-f]{8}-[0-9]+)"
+    pattern = re.compile(re.escape(f".{path.name}.") + r"[0-9a-f]{16}\." + owner + re.escape(".pyr-tmp"))
     try:
-        entries = list(os.scandir(parent))
+        entries = list(os.scandir(path.parent))
     except OSError:
         return
     for entry in entries:

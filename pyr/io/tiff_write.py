@@ -21,16 +21,16 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import attrs
 import numpy as np
 
-from pyr._curry import curried
+from pyr._curry import _Curried
 from pyr._faults import step
 from pyr._fuse import fuse_writes
 from pyr._imports import ensure
@@ -41,7 +41,13 @@ from pyr.io import _live
 from pyr.io.storage import check_local_path, owner_tag
 from pyr.raster import Raster
 
+if TYPE_CHECKING:
+    from dask.delayed import Delayed
+
 __all__ = ["write_tiff"]
+
+#: A local file path (``file://`` URLs too).
+PathLike = str | os.PathLike[str]
 
 _COMPRESS = ("none", "deflate", "lzw", "zstd", "lzma", "packbits")
 _LEVELS = ("deflate", "zstd", "lzma")
@@ -71,16 +77,7 @@ class _Plan:
 
 
 def _staging(plan: _Plan, token: str) -> Path:
-    path = Path(plan.path)
-    return path.with_name(f".{path.name}.{token[:16]}.{plan.owner}.pyr-tmp")
-
-
-def _reap(plan: _Plan) -> None:
-    """Remove the staging folders that dead writes to ``plan.path`` left behind (a live write's stay)."""
-    path = Path(plan.path)
-    owner = r"(?P<owner>[0-9a-f]{8}-[0-9]+)"
-    pattern = re.compile(re.escape(f".{path.name}.") + r"[0-9a-f]{16}\." + owner + re.escape(".pyr-tmp"))
-    _live.reap(path.parent, pattern, "tiff.write:reap")
+    return _live.folder(Path(plan.path), token, plan.owner)
 
 
 def _profile(plan: _Plan) -> dict[str, Any]:
@@ -155,7 +152,7 @@ def _write_eager(data: np.ndarray, plan: _Plan, token: str) -> None:
     try:
         step("tiff.write:stage")
         with _live.hold(_staging(plan, token), remove="tiff.write:drop-staging") as staging:
-            _reap(plan)  # never this write's folder: its owner is alive
+            _live.reap(Path(plan.path), "tiff.write:reap")  # never this write's folder: its owner is alive
             work = _work_folder(staging)
             try:
                 plain = work / "plain.tif"
@@ -205,7 +202,7 @@ def _assemble(
 
     try:
         with _live.hold(_staging(plan, token), remove="tiff.write:drop-staging") as staging:
-            _reap(plan)  # never this write's folder: its owner is alive
+            _live.reap(Path(plan.path), "tiff.write:reap")  # never this write's folder: its owner is alive
             step("tiff.write:plain")
             work = _work_folder(staging)
             try:
@@ -230,7 +227,7 @@ def _assemble(
         raise WriteError(f"Cannot write {plan.path!r}: {err}") from err
 
 
-def _lazy_graph(data: Any, plan: _Plan, token: str) -> Any:
+def _lazy_graph(data: Any, plan: _Plan, token: str) -> Delayed:
     ensure("dask")
     from dask._task_spec import List, Task, TaskRef
     from dask.delayed import Delayed
@@ -310,16 +307,43 @@ def _plan(raster: Any, path: Any, cog: Any, compress: Any, level: Any) -> _Plan:
     )
 
 
-@curried
+class _WriteTiff(Protocol):
+    """The static type of :func:`write_tiff`, curried: ``None`` when it writes, a ``Delayed`` with ``compute=False``."""
+
+    # fmt: off
+    @overload
+    def __call__(self, raster: Raster, path: PathLike, /, *, cog: bool = ..., compress: str = ...,
+                 level: int | None = ..., compute: Literal[True] = ...) -> None: ...
+    @overload
+    def __call__(self, raster: Raster, path: PathLike, /, *, cog: bool = ..., compress: str = ...,
+                 level: int | None = ..., compute: Literal[False]) -> Delayed: ...
+    @overload
+    def __call__(self, raster: Raster, path: PathLike, /, *, cog: bool = ..., compress: str = ...,
+                 level: int | None = ..., compute: bool) -> Delayed | None: ...
+    @overload
+    def __call__(self, *, path: PathLike, cog: bool = ..., compress: str = ..., level: int | None = ...,
+                 compute: Literal[True] = ...) -> Callable[[Raster], None]: ...
+    @overload
+    def __call__(self, *, path: PathLike, cog: bool = ..., compress: str = ..., level: int | None = ...,
+                 compute: Literal[False]) -> Callable[[Raster], Delayed]: ...
+    # fmt: on
+
+
+def _curried_write_tiff(func: Callable[..., Delayed | None]) -> _WriteTiff:
+    curry: _WriteTiff = _Curried(func)
+    return curry
+
+
+@_curried_write_tiff
 def write_tiff(
     raster: Raster,
-    path: Any,
+    path: str | os.PathLike[str],
     *,
     cog: bool = True,
     compress: str = "deflate",
     level: int | None = None,
     compute: bool = True,
-) -> Any:
+) -> Delayed | None:
     """Write a ``Raster`` to a GeoTIFF, a Cloud Optimized GeoTIFF by default.
 
     The CRS, transform, nodata and band names (as band descriptions) are kept,
@@ -375,12 +399,15 @@ def write_tiff(
         # this process holds the staging folder live while any process runs the chunk tasks
         step("tiff.write:stage")
         with _live.hold(_staging(plan, token), remove="tiff.write:drop-staging"):
-            _reap(plan)
+            _live.reap(Path(plan.path), "tiff.write:reap")
             delayed.compute()
         return None
     if not compute:
         from dask.delayed import delayed as make_delayed
 
-        return make_delayed(_write_eager, pure=True)(raster.data, plan, token, dask_key_name=f"pyr-tiff-write-{token}")
+        later: Delayed = make_delayed(_write_eager, pure=True)(
+            raster.data, plan, token, dask_key_name=f"pyr-tiff-write-{token}"
+        )
+        return later
     _write_eager(np.asarray(raster.data), plan, token)
     return None
