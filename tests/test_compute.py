@@ -7,14 +7,18 @@ import tracemalloc
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
+import attrs
 import dask
 import dask.array as da
 import numpy as np
 import pytest
 from dask.delayed import delayed
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pyr import Cube, GeoBox, Raster, compute
 from pyr.testing import assert_raster_equal
+from pyr.testing.strategies import chunkings, cubes
 
 GB = GeoBox.from_bounds((0, 0, 640, 320), 10, "EPSG:32631")
 
@@ -118,6 +122,17 @@ def test_other_schedulers(scheduler: Any) -> None:
         out = compute(cube)
     np.testing.assert_array_equal(out.data, np.arange(2 * 2 * 32 * 64, dtype="int32").reshape(2, 2, 32, 64))
     assert out.data.dtype == np.int32
+
+
+@given(cubes(lazy=False), st.data())
+def test_lazy_equals_eager_under_any_chunking(eager: Cube, data: st.DataObject) -> None:
+    # the blocks land in their slots whatever the chunking (uneven edges, single cells, one block)
+    chunks = data.draw(chunkings(eager.data.shape))
+    lazy = attrs.evolve(eager, data=da.from_array(eager.data, chunks=chunks))
+    with dask.config.set(scheduler="sync"):
+        out = compute(lazy)
+    assert type(out.data) is np.ndarray
+    assert_raster_equal(out, eager)  # values (NaN equals NaN), dtype, grid, nodata, bands, times
 
 
 def test_no_bar_unless_asked(capsys: pytest.CaptureFixture[str]) -> None:
