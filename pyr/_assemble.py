@@ -22,6 +22,7 @@ numpy arrays, or chunks of unknown size take ``dask.compute`` as it is.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from collections.abc import Hashable, Iterator, MutableMapping
@@ -114,21 +115,14 @@ def run(target: Any, progress: bool) -> Any:
     return value
 
 
-class _NoBar:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _bar(progress: bool) -> Any:
+def _bar(progress: bool) -> contextlib.AbstractContextManager[Any]:
     """Dask's progress bar on standard output (a context manager), or nothing."""
     if not progress:
-        return _NoBar()
+        return contextlib.nullcontext()
     from dask.diagnostics.progress import ProgressBar
 
-    return ProgressBar(minimum=0, dt=0.2, out=sys.stdout)
+    bar: contextlib.AbstractContextManager[Any] = ProgressBar(minimum=0, dt=0.2, out=sys.stdout)
+    return bar
 
 
 def assemble(data: Any, progress: bool) -> np.ndarray:
@@ -147,7 +141,7 @@ def assemble(data: Any, progress: bool) -> np.ndarray:
     graph = optimized.__dask_graph__()
     keys = _flat(optimized.__dask_keys__())
     out = np.empty(data.shape, dtype=data.dtype)
-    slots = _slots(keys, data.chunks)
+    slots = _slots(keys, optimized.chunks)
 
     client = active_client(data)
     if client is not None:
