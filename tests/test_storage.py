@@ -239,3 +239,31 @@ def test_owner_alive_is_the_one_liveness_rule() -> None:
     finally:
         writer.communicate(b"")
     assert not owner_alive(f"{host}-{writer.pid}-0a1b2c3d")
+
+
+def test_a_delayed_tiff_write_keeps_its_staging_between_its_tasks(tmp_path) -> None:
+    # write_tiff(compute=False) used to hold its staging folder (a flock) only while one of its
+    # tasks ran: another write to the same path between two of them removed the chunks already
+    # staged and the delayed write failed (the gap design.md named). The folder now names its
+    # owner, this live process, so no other write removes it.
+    from dask.callbacks import Callback
+
+    from pyr import GeoBox, Raster, read, write_tiff
+
+    gb = GeoBox.from_bounds((0, 0, 640, 640), 10, "EPSG:32631")
+    values = np.arange(64 * 64, dtype="uint16").reshape(1, 64, 64)
+    path = tmp_path / "out.tif"
+    delayed = write_tiff(Raster(da.from_array(values, chunks=(1, 32, 32)), gb), path, compute=False)
+    meanwhile: list[str] = []
+
+    class OtherWriteBetweenTasks(Callback):  # type: ignore[misc]  # dask is untyped
+        def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+            if "pyr-tiff-chunk" in str(key) and not meanwhile:
+                write_tiff(Raster(values[:, ::-1].copy(), gb), path)  # removes the staging of dead writes
+                meanwhile.append(str(key))
+
+    with dask.config.set(scheduler="sync"), OtherWriteBetweenTasks():
+        delayed.compute()
+    assert meanwhile, "no chunk task ran"
+    np.testing.assert_array_equal(read(path).data, values)  # the delayed write published last
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]
