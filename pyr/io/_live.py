@@ -10,7 +10,8 @@ folder is never removed by another process, whatever its tasks are doing.
 
 Within the owner process, :func:`hold` counts the users of a folder (two
 writes of the same data in two threads share one): the folder is created by
-the first and removed by the last that asks for it.
+the first and removed by the last that asks for it. Each run assembles its
+file in a folder of its own inside (:func:`run_folder`).
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ import os
 import re
 import shutil
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 from pyr._faults import step
 from pyr.io.storage import owner_alive
 
-__all__ = ["folder", "hold", "reap"]
+__all__ = ["folder", "hold", "reap", "run_folder"]
 
 _LOCK = threading.Lock()
 _USERS: dict[Path, int] = {}
@@ -52,6 +54,24 @@ def hold(folder: Path, *, remove: str | None) -> Iterator[Path]:
             elif remove is not None:
                 step(remove)
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def run_folder(staging: Path, *, drop: str) -> Iterator[Path]:
+    """A folder inside ``staging`` that only this run writes its whole files into; removed at the end.
+
+    Two writes of the same raster to the same path in one process share
+    ``staging``; their chunk files are the same bytes, but the whole files
+    they assemble must not be: each run writes its own. ``drop`` names the
+    :func:`pyr._faults.step` of the removal.
+    """
+    work = staging / f"run-{uuid.uuid4().hex[:12]}"
+    work.mkdir()
+    try:
+        yield work
+    finally:
+        step(drop)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def folder(path: Path, token: str, owner: str) -> Path:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -105,27 +104,10 @@ def _describe(dst: Any, plan: _Plan) -> None:
         dst.set_band_description(i, name)
 
 
-def _work_folder(staging: Path) -> Path:
-    """A folder inside ``staging`` that only this run writes its whole files into.
-
-    Two writes of the same raster to the same path share ``staging`` (it is
-    named by the graph's token); their chunk files are the same bytes, but
-    the whole files they assemble must not be: each run writes its own.
-    """
-    work = staging / f"run-{uuid.uuid4().hex[:12]}"
-    work.mkdir()
-    return work
-
-
-def _drop(work: Path) -> None:
-    step("tiff.write:drop-run")
-    shutil.rmtree(work, ignore_errors=True)
-
-
 def _publish(plan: _Plan, staging: Path, plain: Path) -> None:
     """Lay out ``plain`` (a complete uncompressed GeoTIFF) as the final file and rename it into place.
 
-    ``staging`` is this run's own folder (:func:`_work_folder`).
+    ``staging`` is this run's own folder (:func:`pyr.io._live.run_folder`).
     """
     from rasterio.shutil import copy as gdal_copy
 
@@ -153,8 +135,7 @@ def _write_eager(data: np.ndarray, plan: _Plan, token: str) -> None:
         step("tiff.write:stage")
         with _live.hold(_staging(plan, token), remove="tiff.write:drop-staging") as staging:
             _live.reap(Path(plan.path), "tiff.write:reap")  # never this write's folder: its owner is alive
-            work = _work_folder(staging)
-            try:
+            with _live.run_folder(staging, drop="tiff.write:drop-run") as work:
                 plain = work / "plain.tif"
                 step("tiff.write:plain")
                 with rasterio.Env(GDAL_CACHEMAX=_CACHE), rasterio.open(plain, "w", **_profile(plan)) as dst:
@@ -162,8 +143,6 @@ def _write_eager(data: np.ndarray, plan: _Plan, token: str) -> None:
                     dst.write(data)
                 with rasterio.Env(GDAL_CACHEMAX=_CACHE):
                     _publish(plan, work, plain)
-            finally:
-                _drop(work)
     except WriteError:
         raise
     except Exception as err:
@@ -204,8 +183,7 @@ def _assemble(
         with _live.hold(_staging(plan, token), remove="tiff.write:drop-staging") as staging:
             _live.reap(Path(plan.path), "tiff.write:reap")  # never this write's folder: its owner is alive
             step("tiff.write:plain")
-            work = _work_folder(staging)
-            try:
+            with _live.run_folder(staging, drop="tiff.write:drop-run") as work:
                 plain = work / "plain.tif"
                 with rasterio.Env(GDAL_CACHEMAX=_CACHE):
                     with rasterio.open(plain, "w", **_profile(plan)) as dst:
@@ -216,8 +194,6 @@ def _assemble(
                             dst.write(block, indexes=list(range(b0 + 1, b1 + 1)), window=window)
                             del block
                     _publish(plan, work, plain)
-            finally:
-                _drop(work)
     except FileNotFoundError as err:
         raise WriteError(
             f"Cannot write {plan.path!r}: its staged chunks were removed while it ran (another write of the "
