@@ -3,8 +3,8 @@
 ``python -m benchmarks.compute_memory --data DIR [--how median] [--scheduler processes]``
 runs the reduction in a fresh child process and prints one JSON line: the
 child's own peak RSS (``ru_maxrss``: the process that called ``pyr.compute``,
-which on the processes scheduler receives what the workers return) and the
-largest peak among its worker processes.
+which on the processes scheduler receives what the workers return), the
+largest peak among its worker processes and the size of the result.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ print(json.dumps({
     "worker_peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     "wall": round(wall, 2),
     "shape": list(out.shape),
+    "result_mib": out.data.nbytes / 2**20,
 }))
 """
 

@@ -13,7 +13,7 @@ Import order (each module imports only from those above it)::
     _cluster, _fuse             the active cluster; fusing tasks so pixels stay where computed
     ops/                        pure transforms: rescale, map_blocks, stack, reduce_time, reproject, mosaic
     io/                         side effects: GeoTIFF, Zarr, GDAL env, sources, xarray
-    compute                     running graphs
+    _assemble, compute          running graphs (a lazy array into one numpy array, block by block)
     testing/                    assertions, hypothesis strategies, synthetic series
     cli/                        the ``pyr`` command
 

@@ -1,51 +1,68 @@
-"""``compute``: run a lazy Raster, Cube or Delayed with dask's current scheduler."""
+"""``compute``: run a lazy Raster, Cube or Delayed with dask's current scheduler.
+
+A lazy ``Raster``/``Cube`` is assembled block by block into one numpy array
+(:mod:`pyr._assemble`), so the calling process holds the result and a few
+blocks, on every scheduler.
+"""
 
 from __future__ import annotations
 
-import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import attrs
 
-from pyr._cluster import active_client
-from pyr._curry import curried
-from pyr._imports import ensure
+from pyr._assemble import assemble, run
+from pyr._curry import _Curried
 from pyr._lazy import is_lazy
 from pyr.cube import Cube
 from pyr.raster import Raster
 
-__all__ = ["compute"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from dask.delayed import Delayed
+
+__all__ = ["ComputeStep", "compute"]
 
 
-def _run(target: Any, progress: bool) -> Any:
-    client = active_client(target)
-    if client is not None:
-        future = client.compute(target)
-        if progress:
-            from distributed import progress as show_progress
+class ComputeStep(Protocol):
+    """``compute`` with its options given: a ``Raster`` gives a ``Raster``, a ``Cube`` a ``Cube``."""
 
-            show_progress(future, notebook=False)  # blocks until done, drawing a text bar
-        return future.result()
-    ensure("dask")
-    from dask.base import compute as dask_compute
-
-    if not progress:
-        (value,) = dask_compute(target)
-        return value
-    from dask.diagnostics.progress import ProgressBar
-
-    with ProgressBar(minimum=0, dt=0.2, out=sys.stdout):
-        (value,) = dask_compute(target)
-    return value
+    @overload
+    def __call__(self, obj: Raster, /) -> Raster: ...
+    @overload
+    def __call__(self, obj: Cube, /) -> Cube: ...
+    @overload
+    def __call__(self, obj: object, /) -> Any: ...
 
 
-@curried
-def compute(obj: Any, *, progress: bool = False) -> Any:
+class _Compute(Protocol):
+    """The static type of :func:`compute`, curried."""
+
+    @overload
+    def __call__(self, obj: Raster, /, *, progress: bool = ...) -> Raster: ...
+    @overload
+    def __call__(self, obj: Cube, /, *, progress: bool = ...) -> Cube: ...
+    @overload
+    def __call__(self, obj: object, /, *, progress: bool = ...) -> Any: ...
+    @overload
+    def __call__(self, *, progress: bool = ...) -> ComputeStep: ...
+
+
+def _curried_compute(func: Callable[..., Any]) -> _Compute:
+    curry: _Compute = _Curried(func)
+    return curry
+
+
+@_curried_compute
+def compute(obj: Raster | Cube | Delayed, *, progress: bool = False) -> Any:
     """Compute a lazy ``Raster``/``Cube`` (to an eager one) or a ``Delayed`` (to its value).
 
     Runs on dask's current scheduler: the threads, processes or synchronous
     scheduler, or the active ``distributed`` client. Eager inputs are returned
-    as they are.
+    as they are. A lazy ``Raster``/``Cube`` is copied into one numpy array
+    block by block as the blocks are computed, so the calling process holds
+    about the result and a few blocks (never every block beside the result).
 
     Parameters
     ----------
@@ -67,5 +84,5 @@ def compute(obj: Any, *, progress: bool = False) -> Any:
     if isinstance(obj, Raster | Cube):
         if not is_lazy(obj.data):
             return obj
-        return attrs.evolve(obj, data=_run(obj.data, progress))
-    return _run(obj, progress)
+        return attrs.evolve(obj, data=assemble(obj.data, progress))
+    return run(obj, progress)

@@ -32,7 +32,7 @@ from servers import (
 
 import pyr
 from pyr import ReadError, cloud_env, configure
-from pyr.io.env import apply_process_wide
+from pyr.io.gdal.env import apply_process_wide
 from pyr.testing import assert_raster_equal
 
 distributed = pytest.importorskip("distributed")

@@ -166,7 +166,7 @@ API_PAGES: dict[str, tuple[str, str, list[str]]] = {
     ),
     "env.md": (
         "GDAL environment",
-        "GDAL configuration for cloud reads (`pyr.io.env`).",
+        "GDAL configuration for cloud reads (`pyr.io.gdal.env`).",
         ["pyr.cloud_env", "pyr.configure"],
     ),
     "compute.md": ("Computing", "Running lazy values (`pyr.compute`).", ["pyr.compute"]),

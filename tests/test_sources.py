@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pyr import InvalidArgument
-from pyr.io.sources import display_name, to_gdal_path
+from pyr.io.gdal.sources import display_name, to_gdal_path
 
 TABLE = [
     # (source, GDAL path)

@@ -217,3 +217,53 @@ def test_local_publish_without_renameat2(tmp_path, monkeypatch):
     assert s.publish(other, replace=True)
     assert s.get(".zgroup") == b"new"
     assert other.get(".zgroup") == b"old"
+
+
+def test_owner_alive_is_the_one_liveness_rule() -> None:
+    # write_tiff's staging folders used a flock and the Zarr protocols the owner tag: two rules
+    # for one question. Both now name the owner (host hash, pid, then anything) and ask this.
+    import subprocess
+    import sys
+
+    from pyr.io.storage import owner_alive, owner_tag
+
+    host = owner_tag().split("-")[0]
+    other_host = f"{(int(host, 16) + 1) % 2**32:08x}"
+    assert owner_alive(owner_tag())
+    assert owner_alive(f"{owner_tag()}-0a1b2c3d-run\n")  # a claim's content: the tag, an id, a run
+    assert not owner_alive(f"{host}-4194305-0a1b2c3d")  # above Linux's largest pid: no such process
+    assert owner_alive(f"{other_host}-4194305")  # another host's process: nothing here can tell
+    writer = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        assert owner_alive(f"{host}-{writer.pid}-0a1b2c3d")
+    finally:
+        writer.communicate(b"")
+    assert not owner_alive(f"{host}-{writer.pid}-0a1b2c3d")
+
+
+def test_a_delayed_tiff_write_keeps_its_staging_between_its_tasks(tmp_path) -> None:
+    # write_tiff(compute=False) used to hold its staging folder (a flock) only while one of its
+    # tasks ran: another write to the same path between two of them removed the chunks already
+    # staged and the delayed write failed (the gap design.md named). The folder now names its
+    # owner, this live process, so no other write removes it.
+    from dask.callbacks import Callback
+
+    from pyr import GeoBox, Raster, read, write_tiff
+
+    gb = GeoBox.from_bounds((0, 0, 640, 640), 10, "EPSG:32631")
+    values = np.arange(64 * 64, dtype="uint16").reshape(1, 64, 64)
+    path = tmp_path / "out.tif"
+    delayed = write_tiff(Raster(da.from_array(values, chunks=(1, 32, 32)), gb), path, compute=False)
+    meanwhile: list[str] = []
+
+    class OtherWriteBetweenTasks(Callback):  # type: ignore[misc]  # dask is untyped
+        def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+            if "pyr-tiff-chunk" in str(key) and not meanwhile:
+                write_tiff(Raster(values[:, ::-1].copy(), gb), path)  # removes the staging of dead writes
+                meanwhile.append(str(key))
+
+    with dask.config.set(scheduler="sync"), OtherWriteBetweenTasks():
+        delayed.compute()
+    assert meanwhile, "no chunk task ran"
+    np.testing.assert_array_equal(read(path).data, values)  # the delayed write published last
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]

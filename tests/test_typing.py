@@ -20,9 +20,11 @@ pytest.importorskip("mypy")
 ROOT = Path(__file__).resolve().parents[1]
 
 POSITIVE = """
+from pathlib import Path
 from typing import Any, assert_type
 
 import numpy as np
+import xarray
 from dask.delayed import Delayed
 from toolz import pipe
 
@@ -59,6 +61,21 @@ assert_type(pyr.write_zarr(raster, "out.zarr"), Delayed | None)
 assert_type(pyr.write_zarr(cube, "out.zarr", compute=False), Delayed | None)
 assert_type(pyr.read_zarr("out.zarr"), Raster | Cube)
 
+assert_type(pyr.compute(raster), Raster)
+assert_type(pyr.compute(cube, progress=True), Cube)
+assert_type(pyr.compute(progress=True)(cube), Cube)
+assert_type(pyr.compute(pyr.write_zarr(cube, "out.zarr", compute=False)), Any)
+
+assert_type(pyr.write_tiff(raster, "x.tif"), None)
+assert_type(pyr.write_tiff(raster, Path("x.tif"), cog=False, compress="zstd", level=3), None)
+assert_type(pyr.write_tiff(raster, "x.tif", compute=False), Delayed)
+assert_type(pyr.write_tiff(raster, "x.tif", compute=bool(1)), Delayed | None)
+assert_type(pyr.write_tiff(path="x.tif", compress="zstd")(raster), None)
+assert_type(pyr.write_tiff(path="x.tif", compute=False)(raster), Delayed)
+
+assert_type(pyr.to_xarray(raster), xarray.DataArray)
+assert_type(pyr.to_xarray(cube), xarray.DataArray)
+
 result: Any = pipe(raster, pyr.rescale(scale=1e-4), pyr.map_blocks(np.negative))
 """
 
@@ -76,6 +93,10 @@ pyr.map_blocks(abs, "x.tif")  # E: call-overload
 pyr.write_zarr("x.tif", "out.zarr")  # E: call-overload
 r2: pyr.Raster = pyr.reduce_time(how="mean")(cube)
 c2: pyr.Cube = pyr.rescale(raster)  # E: assignment
+pyr.write_tiff(cube, "x.tif")  # E: call-overload
+pyr.write_tiff(raster, 3)  # E: call-overload
+r3: pyr.Raster = pyr.compute(cube)  # E: assignment
+pyr.write_tiff(raster, "x.tif").compute()  # E: attr-defined
 """
 
 

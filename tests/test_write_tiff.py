@@ -16,6 +16,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pyr import GeoBox, InvalidArgument, Raster, WriteError, read, write_tiff
+from pyr.io.storage import owner_tag
 from pyr.testing import assert_raster_equal, raise_if_dask_computes
 from pyr.testing.strategies import rasters
 
@@ -264,9 +265,13 @@ def test_paths_naming_folders_are_refused_before_anything_is_touched(
     assert list((here / "sub").iterdir()) == []
 
 
-def _dead_staging(folder: Path, name: str = "out.tif") -> Path:
-    """The staging a killed write of other data to ``folder / name`` leaves (no live lock)."""
-    staging = folder / f".{name}.0123456789abcdef.pyr-tmp"
+def _dead_staging(folder: Path, name: str = "out.tif", pid: int = 4194305) -> Path:
+    """The staging a killed write of other data to ``folder / name`` leaves (its owner, on this host, is gone).
+
+    The default pid is above Linux's largest (2**22): no process has it.
+    """
+    host = owner_tag().split("-")[0]
+    staging = folder / f".{name}.0123456789abcdef.{host}-{pid}.pyr-tmp"
     (staging / "run-0123456789ab").mkdir(parents=True)
     (staging / "run-0123456789ab" / "plain.tif").write_bytes(b"half a file")
     (staging / "chunk-0-0-0.npy").write_bytes(b"a chunk")
@@ -285,17 +290,18 @@ def test_the_next_write_removes_dead_staging(tmp_path: Path, lazy: bool) -> None
 
 @pytest.mark.parametrize("lazy", [False, True])
 def test_a_live_writes_staging_is_kept(tmp_path: Path, lazy: bool) -> None:
-    from pyr.io import _live
+    import subprocess
+    import sys
 
-    staging = _dead_staging(tmp_path)
-    fd = _live._lock_shared(staging)  # as a write still running (in any process) holds it
-    assert fd is not None
+    # another process of this host, alive until its standard input closes: a write still running
+    writer = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     try:
+        staging = _dead_staging(tmp_path, pid=writer.pid)
         write_tiff(_raster(lazy), tmp_path / "out.tif")
         assert (staging / "run-0123456789ab" / "plain.tif").read_bytes() == b"half a file"
     finally:
-        os.close(fd)
-    write_tiff(_raster(lazy), tmp_path / "out.tif")  # its writer is gone now
+        writer.communicate(b"")  # its writer is gone now
+    write_tiff(_raster(lazy), tmp_path / "out.tif")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif"]
 
 

@@ -14,7 +14,7 @@ from pyr._values import band_names
 from pyr.cli._common import add_cloud_arguments, env_for, is_zarr, units_of
 from pyr.errors import InvalidArgument
 from pyr.geobox import GeoBox
-from pyr.io.sources import display_name
+from pyr.io.gdal.sources import display_name
 
 NAME = "quicklook"
 HELP = "draw a PNG of a raster or Zarr store (fast: reads an overview when there is one)"

@@ -1,16 +1,17 @@
-"""Staging folders that know whether a live process still uses them.
+"""Local staging folders that name their owner, removed once it is dead.
 
-A writer holds a shared ``flock`` on ``<folder>/.pyr-live`` for as long as it
-uses the folder (:func:`hold`). The kernel drops the lock when the process
-ends, however it ends, so a folder whose lock can be taken exclusively has no
-live user: a killed write's leftovers. :func:`reap` removes such folders
-beside an output; :func:`hold` removes its own folder on the way out unless
-another live writer holds it too (two writes of the same data share one).
+A staging folder's name ends with the owner tag of the process that made
+the write (``...<host>-<pid>.pyr-tmp``, :func:`pyr.io.storage.owner_tag`),
+and whether that writer still runs is asked of
+:func:`pyr.io.storage.owner_alive`: the one liveness rule of every pyr
+writer (the Zarr protocols name their staging places and claims the same
+way). :func:`reap` removes the folders whose owner is dead; a live owner's
+folder is never removed by another process, whatever its tasks are doing.
 
-Removal happens with the exclusive lock held, and a writer that got its
-shared lock checks that the lock file is still the one at the folder's path
-(a reaper may have removed the folder meanwhile), so a live writer never
-loses its folder. On Windows (no ``flock``) nothing is ever reaped.
+Within the owner process, :func:`hold` counts the users of a folder (two
+writes of the same data in two threads share one): the folder is created by
+the first and removed by the last that asks for it. Each run assembles its
+file in a folder of its own inside (:func:`run_folder`).
 """
 
 from __future__ import annotations
@@ -19,109 +20,76 @@ import contextlib
 import os
 import re
 import shutil
-import sys
+import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 from pyr._faults import step
+from pyr.io.storage import owner_alive
 
-_FLOCK: bool = sys.platform != "win32"
-if sys.platform != "win32":
-    import fcntl
+__all__ = ["folder", "hold", "reap", "run_folder"]
 
-__all__ = ["hold", "reap"]
-
-LOCK = ".pyr-live"
-
-
-def _same(fd: int, path: Path) -> bool:
-    try:
-        here = os.stat(path)
-    except FileNotFoundError:
-        return False
-    mine = os.fstat(fd)
-    return (mine.st_dev, mine.st_ino) == (here.st_dev, here.st_ino)
-
-
-def _lock_shared(folder: Path) -> int | None:
-    """Create ``folder`` if needed and hold a shared lock on it; the lock's fd (None without fcntl)."""
-    while True:
-        folder.mkdir(exist_ok=True)
-        if not _FLOCK:  # pragma: no cover - not POSIX
-            return None
-        try:
-            fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:
-            continue  # removed between the mkdir and the open: start again
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            if _same(fd, folder / LOCK):
-                return fd
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)  # the folder was removed while we waited for the lock: start again
-
-
-def _take_if_free(folder: Path) -> int | None:
-    """An exclusive lock on ``folder`` if no live process holds it (its fd), else None."""
-    if not _FLOCK:  # pragma: no cover - not POSIX
-        return None
-    try:
-        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    if not _same(fd, folder / LOCK):
-        os.close(fd)
-        return None
-    return fd
+_LOCK = threading.Lock()
+_USERS: dict[Path, int] = {}
 
 
 @contextlib.contextmanager
 def hold(folder: Path, *, remove: str | None) -> Iterator[Path]:
-    """Use ``folder`` (created if missing) while the block runs, marked live.
+    """Use ``folder`` (created if missing) while the block runs.
 
     With ``remove`` (the name of a :func:`pyr._faults.step`), the folder is
-    removed on the way out, unless another live writer holds it.
+    removed on the way out, unless another user in this process holds it.
     """
-    fd = _lock_shared(folder)
+    with _LOCK:
+        folder.mkdir(exist_ok=True)
+        _USERS[folder] = _USERS.get(folder, 0) + 1
     try:
         yield folder
     finally:
-        try:
-            if remove is not None and fd is not None:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # only if no one else holds it
-                except BlockingIOError:
-                    pass
-                else:
-                    step(remove)
-                    shutil.rmtree(folder, ignore_errors=True)
-        finally:
-            if fd is not None:
-                os.close(fd)
+        with _LOCK:
+            left = _USERS.pop(folder) - 1
+            if left:
+                _USERS[folder] = left
+            elif remove is not None:
+                step(remove)
+                shutil.rmtree(folder, ignore_errors=True)
 
 
-def reap(parent: Path, pattern: re.Pattern[str], step_name: str) -> None:
-    """Remove the folders in ``parent`` named by ``pattern`` that no live process holds."""
+@contextlib.contextmanager
+def run_folder(staging: Path, *, drop: str) -> Iterator[Path]:
+    """A folder inside ``staging`` that only this run writes its whole files into; removed at the end.
+
+    Two writes of the same raster to the same path in one process share
+    ``staging``; their chunk files are the same bytes, but the whole files
+    they assemble must not be: each run writes its own. ``drop`` names the
+    :func:`pyr._faults.step` of the removal.
+    """
+    work = staging / f"run-{uuid.uuid4().hex[:12]}"
+    work.mkdir()
     try:
-        entries = list(os.scandir(parent))
+        yield work
+    finally:
+        step(drop)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def folder(path: Path, token: str, owner: str) -> Path:
+    """The staging folder of a write of ``path``: ``.<name>.<token>.<owner>.pyr-tmp`` beside it."""
+    return path.with_name(f".{path.name}.{token[:16]}.{owner}.pyr-tmp")
+
+
+def reap(path: Path, step_name: str) -> None:
+    """Remove the staging folders of writes of ``path`` (:func:`folder`) whose owner is dead."""
+    owner = r"(?P<owner>[0-9a-f]{8}-[0-9]+)"
+    pattern = re.compile(re.escape(f".{path.name}.") + r"[0-9a-f]{16}\." + owner + re.escape(".pyr-tmp"))
+    try:
+        entries = list(os.scandir(path.parent))
     except OSError:
         return
     for entry in entries:
-        if not pattern.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False):
+        match = pattern.fullmatch(entry.name)
+        if match is None or not entry.is_dir(follow_symlinks=False) or owner_alive(match["owner"]):
             continue
-        folder = Path(entry.path)
-        fd = _take_if_free(folder)
-        if fd is None:
-            continue
-        try:
-            step(step_name)
-            shutil.rmtree(folder, ignore_errors=True)
-        finally:
-            os.close(fd)
+        step(step_name)
+        shutil.rmtree(entry.path, ignore_errors=True)

@@ -10,10 +10,10 @@ same folder, then renamed), so a failure never leaves a partial file at
 ``path`` and never removes a file that was there before. The chunk files and
 the final file must be on a filesystem every worker sees (a local path).
 
-The staging folder (``.<name>.<token>.pyr-tmp`` beside the output) is held by
-a live lock (:mod:`pyr.io._live`) while a write uses it and removed at its
-end; the folders a killed write left behind are removed by the next write to
-the same path. Every step that changes storage is named for the crash tests
+The staging folder (``.<name>.<token>.<owner>.pyr-tmp`` beside the output)
+names the process that made the write (:mod:`pyr.io._live`) and is removed
+at its end; the folders a dead writer left behind are removed by the next
+write to the same path. Every step that changes storage is named for the crash tests
 (:func:`pyr._faults.step`, ``"tiff.write:<step>"``).
 """
 
@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
-import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import attrs
 import numpy as np
 
-from pyr._curry import curried
+from pyr._curry import _Curried
 from pyr._faults import step
 from pyr._fuse import fuse_writes
 from pyr._imports import ensure
@@ -38,10 +37,16 @@ from pyr._lazy import is_lazy
 from pyr.errors import InvalidArgument, WriteError
 from pyr.geobox import GeoBox
 from pyr.io import _live
-from pyr.io.storage import check_local_path
+from pyr.io.storage import check_local_path, owner_tag
 from pyr.raster import Raster
 
+if TYPE_CHECKING:
+    from dask.delayed import Delayed
+
 __all__ = ["write_tiff"]
+
+#: A local file path (``file://`` URLs too).
+PathLike = str | os.PathLike[str]
 
 _COMPRESS = ("none", "deflate", "lzw", "zstd", "lzma", "packbits")
 _LEVELS = ("deflate", "zstd", "lzma")
@@ -63,6 +68,7 @@ class _Plan:
     cog: bool
     compress: str
     level: int | None = None
+    owner: str = attrs.field(factory=owner_tag)  # the process making the write (names its staging folder)
 
     def __dask_tokenize__(self) -> object:
         return ("pyr-tiff-plan", self.path, self.geobox, self.count, self.dtype, repr(self.nodata), self.bands,
@@ -70,15 +76,7 @@ class _Plan:
 
 
 def _staging(plan: _Plan, token: str) -> Path:
-    path = Path(plan.path)
-    return path.with_name(f".{path.name}.{token[:16]}.pyr-tmp")
-
-
-def _reap(plan: _Plan) -> None:
-    """Remove the staging folders that dead writes to ``plan.path`` left behind (a live write's stay)."""
-    path = Path(plan.path)
-    pattern = re.compile(re.escape(f".{path.name}.") + "[0-9a-f]{16}" + re.escape(".pyr-tmp"))
-    _live.reap(path.parent, pattern, "tiff.write:reap")
+    return _live.folder(Path(plan.path), token, plan.owner)
 
 
 def _profile(plan: _Plan) -> dict[str, Any]:
@@ -106,27 +104,10 @@ def _describe(dst: Any, plan: _Plan) -> None:
         dst.set_band_description(i, name)
 
 
-def _work_folder(staging: Path) -> Path:
-    """A folder inside ``staging`` that only this run writes its whole files into.
-
-    Two writes of the same raster to the same path share ``staging`` (it is
-    named by the graph's token); their chunk files are the same bytes, but
-    the whole files they assemble must not be: each run writes its own.
-    """
-    work = staging / f"run-{uuid.uuid4().hex[:12]}"
-    work.mkdir()
-    return work
-
-
-def _drop(work: Path) -> None:
-    step("tiff.write:drop-run")
-    shutil.rmtree(work, ignore_errors=True)
-
-
 def _publish(plan: _Plan, staging: Path, plain: Path) -> None:
     """Lay out ``plain`` (a complete uncompressed GeoTIFF) as the final file and rename it into place.
 
-    ``staging`` is this run's own folder (:func:`_work_folder`).
+    ``staging`` is this run's own folder (:func:`pyr.io._live.run_folder`).
     """
     from rasterio.shutil import copy as gdal_copy
 
@@ -153,9 +134,8 @@ def _write_eager(data: np.ndarray, plan: _Plan, token: str) -> None:
     try:
         step("tiff.write:stage")
         with _live.hold(_staging(plan, token), remove="tiff.write:drop-staging") as staging:
-            _reap(plan)  # not this write's folder: it is held
-            work = _work_folder(staging)
-            try:
+            _live.reap(Path(plan.path), "tiff.write:reap")  # never this write's folder: its owner is alive
+            with _live.run_folder(staging, drop="tiff.write:drop-run") as work:
                 plain = work / "plain.tif"
                 step("tiff.write:plain")
                 with rasterio.Env(GDAL_CACHEMAX=_CACHE), rasterio.open(plain, "w", **_profile(plan)) as dst:
@@ -163,8 +143,6 @@ def _write_eager(data: np.ndarray, plan: _Plan, token: str) -> None:
                     dst.write(data)
                 with rasterio.Env(GDAL_CACHEMAX=_CACHE):
                     _publish(plan, work, plain)
-            finally:
-                _drop(work)
     except WriteError:
         raise
     except Exception as err:
@@ -203,10 +181,9 @@ def _assemble(
 
     try:
         with _live.hold(_staging(plan, token), remove="tiff.write:drop-staging") as staging:
-            _reap(plan)  # not this write's folder: it is held
+            _live.reap(Path(plan.path), "tiff.write:reap")  # never this write's folder: its owner is alive
             step("tiff.write:plain")
-            work = _work_folder(staging)
-            try:
+            with _live.run_folder(staging, drop="tiff.write:drop-run") as work:
                 plain = work / "plain.tif"
                 with rasterio.Env(GDAL_CACHEMAX=_CACHE):
                     with rasterio.open(plain, "w", **_profile(plan)) as dst:
@@ -217,8 +194,6 @@ def _assemble(
                             dst.write(block, indexes=list(range(b0 + 1, b1 + 1)), window=window)
                             del block
                     _publish(plan, work, plain)
-            finally:
-                _drop(work)
     except FileNotFoundError as err:
         raise WriteError(
             f"Cannot write {plan.path!r}: its staged chunks were removed while it ran (another write of the "
@@ -228,7 +203,7 @@ def _assemble(
         raise WriteError(f"Cannot write {plan.path!r}: {err}") from err
 
 
-def _lazy_graph(data: Any, plan: _Plan, token: str) -> Any:
+def _lazy_graph(data: Any, plan: _Plan, token: str) -> Delayed:
     ensure("dask")
     from dask._task_spec import List, Task, TaskRef
     from dask.delayed import Delayed
@@ -308,16 +283,43 @@ def _plan(raster: Any, path: Any, cog: Any, compress: Any, level: Any) -> _Plan:
     )
 
 
-@curried
+class _WriteTiff(Protocol):
+    """The static type of :func:`write_tiff`, curried: ``None`` when it writes, a ``Delayed`` with ``compute=False``."""
+
+    # fmt: off
+    @overload
+    def __call__(self, raster: Raster, path: PathLike, /, *, cog: bool = ..., compress: str = ...,
+                 level: int | None = ..., compute: Literal[True] = ...) -> None: ...
+    @overload
+    def __call__(self, raster: Raster, path: PathLike, /, *, cog: bool = ..., compress: str = ...,
+                 level: int | None = ..., compute: Literal[False]) -> Delayed: ...
+    @overload
+    def __call__(self, raster: Raster, path: PathLike, /, *, cog: bool = ..., compress: str = ...,
+                 level: int | None = ..., compute: bool) -> Delayed | None: ...
+    @overload
+    def __call__(self, *, path: PathLike, cog: bool = ..., compress: str = ..., level: int | None = ...,
+                 compute: Literal[True] = ...) -> Callable[[Raster], None]: ...
+    @overload
+    def __call__(self, *, path: PathLike, cog: bool = ..., compress: str = ..., level: int | None = ...,
+                 compute: Literal[False]) -> Callable[[Raster], Delayed]: ...
+    # fmt: on
+
+
+def _curried_write_tiff(func: Callable[..., Delayed | None]) -> _WriteTiff:
+    curry: _WriteTiff = _Curried(func)
+    return curry
+
+
+@_curried_write_tiff
 def write_tiff(
     raster: Raster,
-    path: Any,
+    path: str | os.PathLike[str],
     *,
     cog: bool = True,
     compress: str = "deflate",
     level: int | None = None,
     compute: bool = True,
-) -> Any:
+) -> Delayed | None:
     """Write a ``Raster`` to a GeoTIFF, a Cloud Optimized GeoTIFF by default.
 
     The CRS, transform, nodata and band names (as band descriptions) are kept,
@@ -373,12 +375,15 @@ def write_tiff(
         # this process holds the staging folder live while any process runs the chunk tasks
         step("tiff.write:stage")
         with _live.hold(_staging(plan, token), remove="tiff.write:drop-staging"):
-            _reap(plan)
+            _live.reap(Path(plan.path), "tiff.write:reap")
             delayed.compute()
         return None
     if not compute:
         from dask.delayed import delayed as make_delayed
 
-        return make_delayed(_write_eager, pure=True)(raster.data, plan, token, dask_key_name=f"pyr-tiff-write-{token}")
+        later: Delayed = make_delayed(_write_eager, pure=True)(
+            raster.data, plan, token, dask_key_name=f"pyr-tiff-write-{token}"
+        )
+        return later
     _write_eager(np.asarray(raster.data), plan, token)
     return None

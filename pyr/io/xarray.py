@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Hashable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from affine import Affine
@@ -31,6 +31,9 @@ from pyr.geobox import GeoBox
 from pyr.io import cf
 from pyr.raster import Raster
 from pyr.types import parse_nodata, parse_times
+
+if TYPE_CHECKING:  # xarray is an optional extra: imported when a conversion runs
+    import xarray
 
 __all__ = ["from_xarray", "to_xarray"]
 
@@ -62,7 +65,7 @@ def _read_only(data: Any) -> Any:
 # --- to_xarray --------------------------------------------------------------------
 
 
-def _to_xarray(obj: Raster | Cube) -> Any:
+def _to_xarray(obj: Raster | Cube) -> xarray.DataArray:
     if not isinstance(obj, Raster | Cube):
         raise InvalidArgument(f"to_xarray expects a Raster or Cube, not {type(obj).__name__}.")
     xr = _import_xarray()
@@ -84,7 +87,7 @@ def _to_xarray(obj: Raster | Cube) -> Any:
     attrs: dict[str, Any] = {}
     if obj.nodata is not None:
         attrs["_FillValue"] = obj.dtype.type(obj.nodata)
-    da = xr.DataArray(_read_only(obj.data), coords=coords, dims=dims, name=NAME, attrs=attrs)
+    da: xarray.DataArray = xr.DataArray(_read_only(obj.data), coords=coords, dims=dims, name=NAME, attrs=attrs)
     # As rioxarray: grid_mapping in the encoding; "coordinates" makes xarray's
     # writers list spatial_ref so that it reads back as a coordinate.
     da.encoding.update(grid_mapping=GRID_MAPPING, coordinates=GRID_MAPPING)
@@ -92,7 +95,7 @@ def _to_xarray(obj: Raster | Cube) -> Any:
 
 
 @curried
-def to_xarray(obj: Raster | Cube) -> Any:
+def to_xarray(obj: Raster | Cube) -> xarray.DataArray:
     """An ``xarray.DataArray`` of a ``Raster`` or ``Cube``, georeferenced for rioxarray.
 
     Dims are ``(band, y, x)`` for a raster and ``(time, band, y, x)`` for a

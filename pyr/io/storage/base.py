@@ -122,23 +122,31 @@ class Storage(abc.ABC):
         return f"{type(self).__name__}({self.url!r})"
 
 
-# --- owners of staging places -------------------------------------------------------
+# --- owners of staging places and claims --------------------------------------------
+#
+# The one answer to "may the writer that made this staging place or claim still run?",
+# for every writer (write_zarr's protocols, write_tiff's staging folders) and every backend:
+# the owner is named in the place's name or the claim's content, so it works where nothing
+# can be locked (object stores) as well as on a local disk.
 
 
 def owner_tag() -> str:
-    """The owner tag of this process (host hash and pid), part of the names of its staging places."""
+    """The owner tag of this process, ``<host hash>-<pid>``: put in the names of its staging places and claims."""
     host = zlib.crc32(socket.gethostname().encode()) & 0xFFFFFFFF
     return f"{host:08x}-{os.getpid()}"
 
 
 def owner_alive(tag: str) -> bool:
-    """Whether the process that made a staging place tagged ``tag`` may still run.
+    """Whether the process that made a staging place or claim tagged ``tag`` may still run.
 
-    A process on this host is looked up by its pid; one on another host is
-    taken to be alive (nothing here can tell), so only leftovers of processes
-    of this host are ever removed.
+    ``tag`` begins with an :func:`owner_tag`; anything may follow it after a
+    ``-`` (a write's id). A process on this host is looked up by its pid
+    (this process is alive); one on another host is taken to be alive
+    (nothing here can tell), so only leftovers of this host's dead processes
+    are ever removed. A pid reused since only keeps a leftover longer.
     """
-    host, _, pid = tag.partition("-")
+    host, _, rest = tag.strip().partition("-")
+    pid = rest.partition("-")[0]
     if host != owner_tag().split("-")[0] or not pid.isdigit():
         return True
     if int(pid) == os.getpid():

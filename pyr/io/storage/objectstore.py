@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from pyr.io.sources import display_name
+from pyr.io.gdal.sources import display_name
 from pyr.io.storage.base import Storage
 
 __all__ = ["FsspecStorage"]

@@ -87,29 +87,21 @@ def plan_write(final: Storage, mode: str) -> WritePlan:
     return WritePlan(final, final.beside(STAGING + tag), protocol, tag)
 
 
-def _owner_of(place: Storage, base: Storage, suffix: str) -> str:
-    """The owner tag in the name of ``place`` (``<base><suffix><host>-<pid>-...``)."""
-    rest = place.name[len(base.name) + len(suffix) :]
-    host, _, more = rest.partition("-")
-    return f"{host}-{more.partition('-')[0]}"
-
-
 def clean_leftovers(final: Storage) -> None:
-    """Remove the staging places and claims that dead runs left beside ``final``."""
+    """Remove the staging places and claims that dead runs left beside ``final``.
+
+    A staging place names its owner (``<store>.pyr-staging-<host>-<pid>-<id>``),
+    a claim holds it (``<host>-<pid>-<id>-<run>``): :func:`owner_alive` decides.
+    """
     for place in final.besides(STAGING):
-        if not owner_alive(_owner_of(place, final, STAGING)):
+        if not owner_alive(place.name[len(final.name) + len(STAGING) :]):
             place.remove()
     claim = final.beside(CLAIM)
     held = claim.get("")
-    if held is not None and not owner_alive(_owner_from_text(held)):
+    if held is not None and not owner_alive(held.decode(errors="replace")):
         if not final.has_group():  # a partial store a dead run left: never published
             final.remove()
         claim.remove()
-
-
-def _owner_from_text(data: bytes) -> str:
-    host, _, rest = data.decode(errors="replace").strip().partition("-")
-    return f"{host}-{rest.partition('-')[0]}"
 
 
 def _exists(plan: WritePlan) -> StoreExists:
