@@ -173,6 +173,8 @@ def table(records: list[dict[str, Any]], *, compact: bool = False) -> str:
 def _family(impl: str) -> str:
     if impl.startswith("pyr") and not impl.startswith("pyramids"):
         return "pyr"
+    if impl.startswith("odc"):
+        return "odc-stac"
     return "rioxarray" if impl.startswith("rio") else "pyramids"
 
 
@@ -191,7 +193,7 @@ def chart(records: list[dict[str, Any]], path: str) -> None:
     fig, axes = plt.subplots(len(pipes), 1, figsize=(9, sum(heights) + 0.8), gridspec_kw={"height_ratios": heights})
     if len(pipes) == 1:
         axes = [axes]
-    colors = {"pyr": "tab:blue", "rioxarray": "tab:orange", "pyramids": "tab:green"}
+    colors = {"pyr": "tab:blue", "rioxarray": "tab:orange", "pyramids": "tab:green", "odc-stac": "tab:purple"}
     for ax, pipe in zip(axes, pipes, strict=True):
         sub = [r for r in data if r["pipeline"] == pipe]
         ys = range(len(sub))

@@ -40,10 +40,13 @@ PIPELINES: dict[str, tuple[str, ...]] = {
     "decode": (),
     "zarr_write": (),
     "read_cube_1000": (),
+    "reproject": ("pyr", "odc-stac", "rioxarray"),  # benchmarks/pipelines_reproject.py
 }
 # Benchmarks written by others, run through their own ``main(argv)`` (their own JSON lines):
 EXTERNAL = ("cube_memory", "http_bytes", "scheduler_floor", "codecs")
-DEFAULT_ONLY = ("band1", "mean", "median", "count", "http", "decode", "zarr_write", "read_cube_1000", *EXTERNAL)
+DEFAULT_ONLY = (
+    "band1", "mean", "median", "count", "http", "decode", "zarr_write", "read_cube_1000", "reproject", *EXTERNAL
+)  # fmt: skip
 
 
 # --- worker side ------------------------------------------------------------------
@@ -59,6 +62,15 @@ def _impl_func(job: Job) -> Callable[[Job], Steps]:
 
 
 def _impl_table(job: Job) -> dict[str, Callable[[Job], Steps]]:
+    if job.pipeline == "reproject":
+        from benchmarks import pipelines_reproject
+        from benchmarks.pipelines_pyr import Skip
+
+        why = pipelines_reproject.available(job.impl)
+        if why is not None:
+            raise Skip(why)
+        impl = pipelines_reproject.IMPLS.get(job.impl)
+        return {} if impl is None else {"reproject": impl}
     if job.impl == "bound":
         from benchmarks import bounds
 
@@ -135,6 +147,7 @@ _IMPORTS = {
     "pyr": ("pyr", "dask.array", "zarr", "numcodecs", "rasterio", "pyproj"),
     "rioxarray": ("rioxarray", "xarray", "pandas", "dask.array", "zarr", "numcodecs"),
     "pyramids": ("pyramids.dataset", "dask.array", "zarr", "numcodecs"),
+    "odc-stac": ("odc.stac", "odc.geo.geobox", "pystac", "shapely", "xarray", "dask.array", "zarr", "numcodecs"),
 }
 
 
@@ -515,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 out = tempfile.mkdtemp(dir=tmp)
                 extra: dict[str, Any] = {}
-                job_paths = paths if name in ("mean", "median", "count") else paths[:1]
+                job_paths = paths if name in ("mean", "median", "count", "reproject") else paths[:1]
                 if name == "read_cube_1000":
                     job_paths = _many_sources(small_cog, 1000)
                 if name == "http":

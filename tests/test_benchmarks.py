@@ -46,3 +46,26 @@ def test_harness_runs_and_implementations_agree(tmp_path):
     assert [json.loads(line) for line in log.read_text().splitlines()] == records
     assert "| band1 | pyr | threads |" in done.stdout  # the ratio table
     assert "| NO |" not in done.stdout  # its "agrees" column
+
+
+def test_reprojection_pipelines_run_and_agree(tmp_path):
+    """``--only reproject``: pyr, rioxarray and the WarpedVRT bound (odc-stac when installed) write the same median."""
+    data = tmp_path / "data"
+    make_series(data, size=256, dates=2, block=128)
+    cmd = [sys.executable, "-m", "benchmarks.run", "--data", str(data), "--results", str(tmp_path / "results")]
+    cmd += ["--only", "reproject", "--schedulers", "threads", "--repeat", "1"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=280, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    records = {r["impl"]: r for r in lines if r["pipeline"] == "reproject"}
+    assert set(records) == {"bound", "pyr", "odc-stac", "rioxarray"}
+    ran = {impl: r for impl, r in records.items() if r["status"] == "ok"}
+    assert {"bound", "pyr", "rioxarray"} <= set(ran), records
+    if "odc-stac" not in ran:  # not installed here: skipped, saying what is missing
+        assert records["odc-stac"]["status"] == "skipped"
+        assert "needs" in records["odc-stac"]["reason"]
+    ref = ran["bound"]["checksum"]
+    assert ref > 0
+    assert all(abs(r["checksum"] - ref) <= 1e-5 * ref for r in ran.values()), {i: r["checksum"] for i, r in ran.items()}
+    assert "| reproject | pyr | threads |" in done.stdout
+    assert "| NO |" not in done.stdout

@@ -89,25 +89,66 @@ def _check_demo_outputs(out: Path, *, xarray: bool = True) -> None:
     with pytest.warns(RuntimeWarning, match="All-NaN slice"):
         np.testing.assert_allclose(median, np.nanmedian(valid, axis=0), rtol=1e-5, equal_nan=True)
 
-    for name in ("mean.png", "median.png", "date.png"):
+    _check_grid_median(out, scenes)
+
+    # a plain picture is one pixel per cell: 512 x 512 (10 m), 188 x 188 on the user grid (30 m)
+    for name, least in (("mean.png", 300), ("median.png", 300), ("date.png", 300), ("grid_median.png", 150)):
         pixels = _png(out / name)
         assert pixels.ndim == 3
-        assert pixels.shape[0] > 300
-        assert pixels.shape[1] > 300
+        assert pixels.shape[0] > least
+        assert pixels.shape[1] > least
         assert pixels.std() > 0.05  # a picture, not a blank square
+
+
+def _check_grid_median(out: Path, scenes: list[Path]) -> None:
+    """The demo's cube on a user grid (EPSG:3035, 30 m), reduced to its median, against rasterio's warp."""
+    from rasterio.enums import Resampling
+    from rasterio.warp import reproject as rio_reproject
+
+    from pyr.cli._demo_grid import user_grid
+
+    grid, _ = user_grid(scenes[0])
+    with rasterio.open(out / "grid_median.tif") as src:
+        assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        assert GeoBox((src.height, src.width), src.transform, src.crs) == grid
+        assert src.crs.to_epsg() == 3035
+        assert src.res == (30.0, 30.0)
+        assert (src.transform.c % 30, src.transform.f % 30) == (0, 0)  # from_bbox snaps the edges
+        assert src.dtypes == ("float32",)
+        got = src.read(1)
+    dates = []
+    for p in scenes:
+        # the coarsest overview still as fine as 30 m: 1/2 (20 m), the only one of a 512 px file
+        with rasterio.open(p, overview_level=0) as src:
+            assert src.res == (20.0, 20.0)
+            warped = np.zeros(grid.shape, "uint16")
+            rio_reproject(
+                src.read(1), warped, src_transform=src.transform, src_crs=src.crs, src_nodata=0,
+                dst_transform=grid.transform, dst_crs=grid.crs, dst_nodata=0, resampling=Resampling.average,
+            )  # fmt: skip
+        dates.append(warped)
+    stack = np.stack(dates).astype("float32")
+    stack[stack == 0] = np.nan
+    with pytest.warns(RuntimeWarning, match="All-NaN slice"):  # the corners of the grid outside the tile
+        expected = np.nanmedian(stack, axis=0)
+    assert 0.5 < np.isfinite(got).mean() < 0.95
+    # per-chunk warps may pick other cells than the whole-grid warp only near cell edges (docs/grid-alignment.md)
+    same = (got == expected) | (np.isnan(got) & np.isnan(expected))
+    assert same.mean() > 0.99
 
 
 def test_demo_threads_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
     assert main(["demo", *DEMO_ARGS, "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    for k in range(1, 11):
-        assert f"[{k}/10]" in text
+    for k in range(1, 12):
+        assert f"[{k}/11]" in text
     assert "MB/s" in text
     assert "100% Completed" in text
     assert "3 written, 0 cached" in text
     assert "pyr.read_cube" in text
     assert "CRS, transform and times match pyr's" in text
+    assert "crs='EPSG:3035', resolution=30" in text
     _check_demo_outputs(out)
     # again: the series is reused, the stores replaced
     assert main(["demo", *DEMO_ARGS, "--out", str(out)]) == 0
@@ -122,7 +163,7 @@ def test_demo_subprocess(tmp_path: Path, scheduler: str) -> None:
     done = _run("demo", *DEMO_ARGS, "--out", str(out), "--scheduler", scheduler)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
-    assert "[10/10]" in done.stdout
+    assert "[11/11] cube on a user grid" in done.stdout
     assert "100% Completed" in done.stdout
     _check_demo_outputs(out)
 
@@ -143,15 +184,16 @@ def test_demo_finishes_without_matplotlib_or_xarray(tmp_path: Path) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Traceback" not in done.stderr
-    assert "[10/10] PNG quicklooks (plain greyscale: matplotlib is not installed" in done.stdout
+    assert "[10/11] PNG quicklooks (plain greyscale: matplotlib is not installed" in done.stdout
     assert "xarray/rioxarray not installed: skipped" in done.stdout
     _check_demo_outputs(out, xarray=False)
-    for name in ("mean.png", "median.png", "date.png"):
+    for name in ("mean.png", "median.png", "date.png", "grid_median.png"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             with rasterio.open(out / name) as src:
                 assert (src.count, src.dtypes) == (2, ("uint8", "uint8"))  # grey and alpha
                 assert "temporal" in src.tags()["Title"] or "one date" in src.tags()["Title"]
+                assert ("EPSG:3035" in src.tags()["Title"]) == (name == "grid_median.png")
                 alpha = src.read(2)
         assert set(np.unique(alpha)) <= {0, 255}
         assert (alpha == 0).any()  # the swath edge (nodata) is transparent

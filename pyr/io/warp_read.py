@@ -13,6 +13,7 @@ the file is ever made; the bytes read for a chunk follow its footprint.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Sequence
@@ -151,11 +152,26 @@ def read_onto(
 
 def _level(spec: SourceSpec, header: Header, target: WarpTarget) -> tuple[SourceSpec, tuple[float, float]]:
     """The spec to read (an overview when one is still as fine as the output) and the level-0 kernel scale."""
-    scale = _gridding.warp_scale(target.geobox, header.geobox)
+    scale = _scale(target.geobox, header.geobox)
     if spec.overview is not None or not header.overviews:
         return spec, scale
     k = pick_overview(header.overviews, scale)
     return (spec, scale) if k is None else (attrs.evolve(spec, overview=k), scale)
+
+
+# The sources of a time series mostly share one grid: their chunks need the same windows.
+@functools.lru_cache(maxsize=1024)
+def _window(
+    dst: GeoBox, src: GeoBox, rows: tuple[int, int], cols: tuple[int, int], resampling: str
+) -> tuple[int, int, int, int] | None:
+    """The window of ``src`` the chunk ``rows`` x ``cols`` of ``dst`` needs (cached per process)."""
+    return _gridding.source_windows(dst, src, list(rows), list(cols), resampling=resampling)[(0, 0)]
+
+
+@functools.lru_cache(maxsize=256)
+def _scale(dst: GeoBox, src: GeoBox) -> tuple[float, float]:
+    """GDAL's kernel scale for warping ``src`` onto ``dst`` (cached per process)."""
+    return _gridding.warp_scale(dst, src)
 
 
 def read_warped(
@@ -179,7 +195,7 @@ def read_warped(
     if src.crs is None:
         raise InvalidArgument(f"{spec.name!r} has no CRS: it cannot be read onto a geobox.")
     name = target.resampling
-    win = _gridding.source_windows(dst, src, list(rows), list(cols), resampling=name)[(0, 0)]
+    win = _window(dst, src, rows, cols, name)
     chunk = dst[rows[0] : rows[1], cols[0] : cols[1]]
     if win is None:
         return None
@@ -188,8 +204,8 @@ def read_warped(
     if level is not spec:
         with dataset(level) as ds:
             grid = overview_geobox(src, (ds.height, ds.width))
-        scale = _gridding.warp_scale(dst, grid)
-        win = _gridding.source_windows(dst, grid, list(rows), list(cols), resampling=name)[(0, 0)]
+        scale = _scale(dst, grid)
+        win = _window(dst, grid, rows, cols, name)
         if win is None:
             return None
     block = read_window(level, header if check and level is spec else None, indexes, win)
