@@ -59,6 +59,12 @@ assert_type(pyr.write_zarr(raster, "out.zarr"), Delayed | None)
 assert_type(pyr.write_zarr(cube, "out.zarr", compute=False), Delayed | None)
 assert_type(pyr.read_zarr("out.zarr"), Raster | Cube)
 
+assert_type(pyr.mask(raster, raster, values=[3, 8, 9, 10]), Raster)
+assert_type(pyr.mask(cube, raster, bits=[1, 2, 3, 4], dilate=2), Cube)
+assert_type(pyr.mask(cube, cube, values=3), Cube)
+assert_type(pyr.mask(qa=raster, values=[9]), SameKindStep)
+assert_type(pyr.mask(qa=raster, values=[9])(cube), Cube)
+
 result: Any = pipe(raster, pyr.rescale(scale=1e-4), pyr.map_blocks(np.negative))
 """
 
@@ -76,6 +82,8 @@ pyr.map_blocks(abs, "x.tif")  # E: call-overload
 pyr.write_zarr("x.tif", "out.zarr")  # E: call-overload
 r2: pyr.Raster = pyr.reduce_time(how="mean")(cube)
 c2: pyr.Cube = pyr.rescale(raster)  # E: assignment
+pyr.mask(raster, values=[3])  # E: call-overload
+pyr.mask(raster, cube, values=[3])  # E: call-overload
 """
 
 
