@@ -11,6 +11,7 @@ import math
 import warnings
 
 import dask
+import dask.array
 import numpy as np
 import pytest
 import rasterio
@@ -252,3 +253,16 @@ def test_to_and_from_xarray_carry_factors_as_rioxarray_does(tmp_path, real_data)
     decoded = pyr.from_xarray(open_rasterio(mask_and_scale=True))
     assert decoded.scales is None
     np.testing.assert_allclose(decoded.data, physical(path), rtol=1e-6)
+
+
+@pytest.mark.parametrize("cog", [True, False])
+@pytest.mark.parametrize("lazy", [False, True])
+def test_write_tiff_keeps_the_factors_as_gdal_band_metadata(tmp_path, cog, lazy):
+    r = raster_with(SCALES, OFFSETS)
+    if lazy:
+        r = pyr.Raster(dask.array.from_array(r.data, chunks=(2, 32, 32)), GB, nodata=0, scales=SCALES, offsets=OFFSETS)
+    path = tmp_path / "out.tif"
+    pyr.write_tiff(r, path, cog=cog)
+    with rasterio.open(path) as ds:
+        assert (ds.scales, ds.offsets) == (SCALES, OFFSETS)
+    assert_raster_equal(pyr.read(path), pyr.compute(r))
