@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import warnings
 
 import attrs
 import dask.array as da
@@ -289,3 +290,29 @@ def test_curried_with_qa_by_keyword_pipes_and_pickles():
     assert_raster_equal(pipe(r, step), pyr.mask(r, qa, values=[9]))
     assert_raster_equal(pickle.loads(pickle.dumps(step))(r), pyr.mask(r, qa, values=[9]))
     assert pickle.loads(pickle.dumps(pyr.mask)) is pyr.mask
+
+
+def test_a_masked_read_cube_reduces_in_one_task_per_chunk(tmp_path):
+    # Without dilation, the reads of the data and of the qa are fused into each reduce task.
+    from _tiffs import write_tif
+
+    gb = GeoBox.from_bounds((0, 0, 640, 640), 10, "EPSG:32631")
+    rng = np.random.default_rng(0)
+    paths, qa_paths = [], []
+    for t in range(3):
+        paths.append(
+            write_tif(tmp_path / f"b{t}.tif", rng.integers(1, 100, (1, 64, 64), "uint16"), geobox=gb, nodata=0)
+        )
+        qa_paths.append(write_tif(tmp_path / f"q{t}.tif", rng.integers(0, 12, (1, 64, 64), "uint8"), geobox=gb))
+    masked = pyr.mask(pyr.read_cube(paths, chunks=32), pyr.read_cube(qa_paths, chunks=16), values=[3, 8, 9, 10])
+    median = pyr.reduce_time(masked, "median")
+    graph = dict(median.data.__dask_graph__())
+    assert len(graph) == median.data.npartitions == 4
+    assert not any(task.dependencies for task in graph.values())
+    data = np.stack([pyr.read(p).data for p in paths]).astype("float32")
+    qa = np.stack([pyr.read(p).data for p in qa_paths])
+    data[(data == 0) | np.isin(qa, [3, 8, 9, 10])] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # cells that are nodata on every date
+        expected = np.nanmedian(data, axis=0)
+    np.testing.assert_allclose(pyr.compute(median).data, expected, rtol=1e-6)

@@ -266,3 +266,16 @@ def test_write_tiff_keeps_the_factors_as_gdal_band_metadata(tmp_path, cog, lazy)
     with rasterio.open(path) as ds:
         assert (ds.scales, ds.offsets) == (SCALES, OFFSETS)
     assert_raster_equal(pyr.read(path), pyr.compute(r))
+
+
+def test_a_scaled_cube_reduces_in_one_task_per_chunk(tmp_path):
+    # reduce_time takes each chunk's reads and their scaling into its own task: no block travels between tasks.
+    paths = [with_factors(tmp_path / f"d{i}.tif", data=raw_values(i)) for i in range(3)]
+    median = pyr.reduce_time(pyr.read_cube(paths, chunks=32, scaled=True), "median")
+    graph = dict(median.data.__dask_graph__())
+    assert len(graph) == median.data.npartitions == 4
+    assert not any(task.dependencies for task in graph.values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # cells that are nodata on every date
+        expected = np.nanmedian(np.stack([physical(p) for p in paths]), axis=0)
+    np.testing.assert_allclose(pyr.compute(median).data, expected, rtol=1e-6)

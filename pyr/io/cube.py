@@ -128,7 +128,7 @@ def read_cube(
     sources
         Paths or URLs (anything :func:`pyr.read` takes), one per date. Only
         the first is opened now; the others are assumed to share its grid,
-        dtype, band count and nodata. Each chunk task checks its own file
+        dtype, band count, nodata and scales/offsets. Each chunk task checks its own file
         when it reads and raises :class:`~pyr.errors.GridMismatch` naming the
         file and what differs.
     bands
