@@ -203,7 +203,6 @@ def test_errors_from_workers_keep_their_type_and_message():
         ({"scale": "abc"}, "scale"),
         ({"scale": True}, "scale"),
         ({"scale": math.nan}, "scale"),
-        ({"scale": None}, "scale"),
         ({"offset": "x"}, "offset"),
         ({"offset": math.inf}, "offset"),
         ({"dtype": "nonsense"}, "dtype"),
