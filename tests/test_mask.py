@@ -316,3 +316,21 @@ def test_a_masked_read_cube_reduces_in_one_task_per_chunk(tmp_path):
         warnings.simplefilter("ignore", RuntimeWarning)  # cells that are nodata on every date
         expected = np.nanmedian(data, axis=0)
     np.testing.assert_allclose(pyr.compute(median).data, expected, rtol=1e-6)
+
+
+def test_a_20m_scl_read_onto_the_10m_grid_masks_the_red_band(real_data):
+    # The real tile's SCL is at twice B04's cell size: read onto B04's grid (nearest), each class covers 2 x 2 cells.
+    b04_path, scl_path = real_data / S2.format("B04"), real_data / S2.format("SCL")
+    with rasterio.open(b04_path) as src, rasterio.open(scl_path) as q:
+        b04, scl = src.read(1), q.read(1)
+    fine = np.repeat(np.repeat(scl, 2, axis=0), 2, axis=1)
+    red = pyr.read(b04_path, chunks=512)
+    with pytest.raises(GridMismatch, match=r"shape \(549, 549\) instead of \(1098, 1098\).*geobox="):
+        pyr.mask(red, pyr.read(scl_path), values=[3, 8, 9, 10])
+    out = pyr.mask(red, pyr.read(scl_path, geobox=red.geobox, chunks=512), values=[3, 8, 9, 10], dilate=1)
+    flagged = np.isin(fine, [3, 8, 9, 10])
+    grown = flagged.copy()
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            grown |= np.roll(np.roll(np.pad(flagged, 1), dy, 0), dx, 1)[1:-1, 1:-1]
+    np.testing.assert_array_equal(pyr.compute(out).data[0], np.where(grown, 0, b04))

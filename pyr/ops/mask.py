@@ -191,7 +191,10 @@ def _qa_data(obj: Raster | Cube, qa: Any) -> Any:
         raise InvalidArgument(f"qa has {qa.count} bands {qa.bands!r}; mask needs a one-band quality raster.")
     if qa.geobox != obj.geobox:
         why = _grid_difference(obj.geobox, qa.geobox)
-        raise GridMismatch(f"mask: qa is not on the grid of the data: it has {why}.")
+        raise GridMismatch(
+            f"mask: qa is not on the grid of the data: it has {why}. Read or reproject it onto the data's "
+            "grid first (geobox=..., resampling='nearest' keeps class codes and bits)."
+        )
     if isinstance(obj, Raster):
         if isinstance(qa, Cube):
             raise InvalidArgument("qa is a Cube; masking a Raster takes a one-band Raster.")
@@ -251,7 +254,10 @@ def mask(
         ``obj`` without nodata (set one first, e.g. ``read(..., nodata=0)``).
     GridMismatch
         ``qa`` on another grid (shape, CRS or transform, named), or with
-        other dates than the cube.
+        other dates than the cube. A quality band at another resolution
+        (Sentinel-2's 20 m SCL beside a 10 m band) is read onto the data's
+        grid first: ``read(scl, geobox=red.geobox)`` (nearest resampling
+        keeps class codes and bits).
 
     Examples
     --------
