@@ -11,7 +11,7 @@ Import order (each module imports only from those above it)::
     _values                     what Raster and Cube share
     raster, cube
     _cluster, _fuse             the active cluster; fusing tasks so pixels stay where computed
-    ops/                        pure transforms: rescale, map_blocks, stack, reduce_time, reproject, mosaic
+    ops/                        pure transforms: rescale, map_blocks, mask, stack, reduce_time, reproject, mosaic
     io/                         side effects: GeoTIFF, Zarr, GDAL env, sources, xarray
     _assemble, compute          running graphs (a lazy array into one numpy array, block by block)
     testing/                    assertions, hypothesis strategies, synthetic series
@@ -31,7 +31,7 @@ from pyr.io import cloud_env, configure, read, read_zarr, write_zarr
 from pyr.io.cube import check_sources, read_cube
 from pyr.io.tiff_write import write_tiff
 from pyr.io.xarray import from_xarray, to_xarray
-from pyr.ops import map_blocks, mosaic, reduce_time, reproject, rescale, stack
+from pyr.ops import map_blocks, mask, mosaic, reduce_time, reproject, rescale, stack
 from pyr.raster import Raster
 
 __version__ = "0.1.0"
@@ -54,6 +54,7 @@ __all__ = [
     "configure",
     "from_xarray",
     "map_blocks",
+    "mask",
     "mosaic",
     "read",
     "read_cube",

@@ -83,7 +83,8 @@ def apply(
     """Apply ``func`` to aligned blocks of ``arrays`` (all ``(..., band, y, x)``).
 
     Eager inputs (all numpy) give ``func(*arrays)``. If any input is lazy, all
-    are aligned to the chunks of the first lazy one (band axis whole) and the
+    are aligned to the chunks of the first lazy one (each input's band axis
+    whole: inputs may have different band counts) and the
     result is a dask array with the same spatial chunks and ``out_bands``
     bands. ``depth`` adds that many halo cells on each spatial side of every
     block (edge blocks get only what exists, as the eager call does). Either
@@ -99,9 +100,14 @@ def apply(
 
     first = next(a for a in arrays if is_lazy(a))
     band_axis = first.ndim - 3
-    aligned = list(first.chunks)
-    aligned[band_axis] = (first.shape[band_axis],)
-    lazy = [as_lazy(a, aligned).rechunk(tuple(aligned)) for a in arrays]
+
+    def aligned(a: Any) -> tuple[Any, ...]:
+        # The first lazy input's chunks, with each input's own bands whole (inputs may differ in band count).
+        target = list(first.chunks)
+        target[band_axis] = (a.shape[band_axis],)
+        return tuple(target)
+
+    lazy = [as_lazy(a, aligned(a)).rechunk(aligned(a)) for a in arrays]
     token = tokenize(func, *lazy, dtype, out_bands, depth)
     target = list(lazy[0].chunks)
     target[band_axis] = (out_bands,)

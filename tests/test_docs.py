@@ -157,7 +157,7 @@ API_PAGES: dict[str, tuple[str, str, list[str]]] = {
     "ops.md": (
         "Operations",
         "Pure transforms (`pyr.ops`): no I/O, lazy in lazy out, eager in eager out.",
-        ["pyr.rescale", "pyr.map_blocks", "pyr.stack", "pyr.reduce_time", "pyr.reproject", "pyr.mosaic"],
+        ["pyr.rescale", "pyr.map_blocks", "pyr.mask", "pyr.stack", "pyr.reduce_time", "pyr.reproject", "pyr.mosaic"],
     ),
     "io.md": (
         "Reading and writing",

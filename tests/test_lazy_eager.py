@@ -253,6 +253,17 @@ def test_map_blocks_several_inputs_any_chunking(data):
         assert_raster_equal(got, expected)
 
 
+def test_map_blocks_inputs_with_different_band_counts():
+    # Each input keeps its own bands whole when aligned (a 1-band input beside a 3-band one used to fail lazily).
+    gb = GeoBox.from_bounds((0, 0, 50, 40), 10, "EPSG:32631")
+    a = Raster(np.arange(60, dtype="int32").reshape(3, 4, 5), gb)
+    b = Raster(np.arange(20, dtype="int32").reshape(1, 4, 5), gb)
+    expected = pyr.map_blocks(lambda x, y: x - y, a, b)
+    np.testing.assert_array_equal(expected.data, a.data - b.data)
+    for left, right in ((lazy_copy(a, (3, 2, 3)), lazy_copy(b, (1, 3, 2))), (a, lazy_copy(b, (1, 3, 2)))):
+        assert_raster_equal(pyr.map_blocks(lambda x, y: x - y, left, right, dtype="int32"), expected)
+
+
 @given(cubes(lazy=False, max_side=10, dtype="float32"), st.data())
 def test_map_blocks_cube_with_depth(c, data):
     def chunks():
@@ -349,6 +360,7 @@ CASES = [
         "map_blocks two inputs",
         lambda o, _: pyr.map_blocks(lambda a, b: a.astype("float64") - b, o, o, dtype="float64"),
     ),
+    Case("mask", lambda o, _: _masked(o)),
     Case("stack", lambda o, _: pyr.stack([o, o], times=["2024-06-12", "2024-07-12"]), kinds=("raster",)),
     *(Case(f"reduce_time {how}", lambda o, _, how=how: pyr.reduce_time(o, how), kinds=("cube",)) for how in HOWS),
     Case("reduce_time callable", lambda o, _: pyr.reduce_time(o, _spread), kinds=("cube",)),
@@ -357,6 +369,16 @@ CASES = [
     Case("write/read_zarr", _zarr_round_trip, lazy_out=False),
     Case("write_tiff/read", _tiff_round_trip, kinds=("raster",), lazy_out=False),
 ]
+
+
+def _masked(obj: Raster | Cube) -> Raster | Cube:
+    """``mask`` by a one-band qa computed from the value itself (lazy when it is), values and bits, dilated."""
+    if obj.dtype.kind != "f" and obj.nodata is None:
+        obj = attrs.evolve(obj, nodata=0)  # mask needs a nodata value for integers
+    qa = pyr.map_blocks(
+        lambda b: (np.nan_to_num(b[:1].astype("float64")) % 16).astype("uint8"), obj, dtype="uint8", bands=["qa"]
+    )
+    return pyr.mask(obj, qa, values=[3, 7], bits=[3], dilate=1)
 
 
 def _spread(a: np.ndarray) -> np.ndarray:

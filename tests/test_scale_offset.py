@@ -53,8 +53,11 @@ def test_rescale_without_factors_applies_the_recorded_ones(lazy: bool) -> None:
         r = Raster(da.from_array(RAW, chunks=(1, 1, 2)), GB, nodata=0, scales=r.scales, offsets=r.offsets)
     out = pyr.rescale(r)
     assert out.is_lazy == lazy
-    assert out.scales is None and out.offsets is None
-    expected = RAW.astype("float32") * np.float32([2.75e-5, 2.0])[:, None, None] + np.float32([-0.2, 1.0])[:, None, None]
+    assert out.scales is None
+    assert out.offsets is None
+    expected = (
+        RAW.astype("float32") * np.float32([2.75e-5, 2.0])[:, None, None] + np.float32([-0.2, 1.0])[:, None, None]
+    )
     expected[RAW == 0] = np.nan
     np.testing.assert_array_equal(pyr.compute(out).data, expected)
 

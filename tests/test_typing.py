@@ -75,6 +75,11 @@ assert_type(pyr.write_tiff(path="x.tif", compute=False)(raster), Delayed)
 
 assert_type(pyr.to_xarray(raster), xarray.DataArray)
 assert_type(pyr.to_xarray(cube), xarray.DataArray)
+assert_type(pyr.mask(raster, raster, values=[3, 8, 9, 10]), Raster)
+assert_type(pyr.mask(cube, raster, bits=[1, 2, 3, 4], dilate=2), Cube)
+assert_type(pyr.mask(cube, cube, values=3), Cube)
+assert_type(pyr.mask(qa=raster, values=[9]), SameKindStep)
+assert_type(pyr.mask(qa=raster, values=[9])(cube), Cube)
 
 result: Any = pipe(raster, pyr.rescale(scale=1e-4), pyr.map_blocks(np.negative))
 """
@@ -97,6 +102,8 @@ pyr.write_tiff(cube, "x.tif")  # E: call-overload
 pyr.write_tiff(raster, 3)  # E: call-overload
 r3: pyr.Raster = pyr.compute(cube)  # E: assignment
 pyr.write_tiff(raster, "x.tif").compute()  # E: attr-defined
+pyr.mask(raster, values=[3])  # E: call-overload
+pyr.mask(raster, cube, values=[3])  # E: call-overload
 """
 
 

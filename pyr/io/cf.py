@@ -6,6 +6,7 @@ Pure functions of a ``GeoBox`` (and times); no I/O.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,8 @@ __all__ = [
     "TIME_UNITS",
     "decode_times",
     "encode_times",
+    "factor_attrs",
+    "factors_from_attrs",
     "geobox_from_cf",
     "grid_mapping_attrs",
     "xy_attrs",
@@ -172,3 +175,47 @@ def geobox_from_cf(
         raise InvalidArgument("non-finite x/y coordinates.")
     transform = Affine(xres, 0.0, float(x[0]) - xres / 2, 0.0, yres, float(y[0]) - yres / 2)
     return GeoBox(shape, transform, crs)
+
+
+def factor_attrs(scales: tuple[float, ...] | None, offsets: tuple[float, ...] | None) -> dict[str, Any]:
+    """Attributes that record a raster's per-band ``raw * scale + offset`` on its data variable.
+
+    One pair shared by every band: CF's ``scale_factor`` and ``add_offset``,
+    which xarray applies when it decodes and GDAL reads as the band's scale
+    and offset. Bands with different factors: ``scales`` and ``offsets``,
+    one number per band, as ``rioxarray.open_rasterio`` names them (no CF
+    reader applies those: the values stay raw). No factors: nothing.
+    """
+    if scales is None or offsets is None:
+        return {}
+    if len(set(scales)) == 1 and len(set(offsets)) == 1:
+        return {"scale_factor": scales[0], "add_offset": offsets[0]}
+    return {"scales": list(scales), "offsets": list(offsets)}
+
+
+def factors_from_attrs(
+    attrs: Mapping[str, Any], count: int, *, where: str
+) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+    """The per-band scales and offsets :func:`factor_attrs` (or rioxarray) wrote: ``(None, None)`` if none.
+
+    ``scales``/``offsets`` lists win over ``scale_factor``/``add_offset``
+    (rioxarray writes a list for one and a number for the other when only one
+    differs between bands). ``where`` names the variable in errors.
+    """
+    keys = ("scales", "scale_factor", "offsets", "add_offset")
+    if not any(attrs.get(k) is not None for k in keys):
+        return None, None
+    out = []
+    for many, one, default in (("scales", "scale_factor", 1.0), ("offsets", "add_offset", 0.0)):
+        value = attrs.get(many)
+        if value is None:
+            value = attrs.get(one, default)
+        numbers = np.atleast_1d(np.asarray(value, dtype="float64")).ravel()
+        if len(numbers) == 1:
+            numbers = np.repeat(numbers, count)
+        if len(numbers) != count or not np.isfinite(numbers).all():
+            raise InvalidArgument(
+                f"{where}: {many}/{one} {value!r} are not one finite number, or one per band ({count})."
+            )
+        out.append(tuple(float(v) for v in numbers))
+    return out[0], out[1]

@@ -30,6 +30,7 @@ from pyr.geobox import GeoBox
 from pyr.io.gdal.sources import SourceSpec, display_name
 from pyr.io.tiff import Header, auto_chunks, read_header, read_window, source_spec, split
 from pyr.ops.reduce import max_cells
+from pyr.ops.rescale import rescale
 from pyr.types import parse_band_indices, parse_chunks2d, parse_times
 
 __all__ = ["LOGGER_NAME", "check_sources", "read_cube", "read_date_chunk"]
@@ -118,6 +119,7 @@ def read_cube(
     resampling: str = "nearest",
     group_by: str | None = None,
     nodata: float | int | None = None,
+    scaled: bool = False,
 ) -> Cube:
     """A lazy cube ``(time, band, y, x)``, one date per source (or per day), opening only the first source.
 
@@ -126,7 +128,7 @@ def read_cube(
     sources
         Paths or URLs (anything :func:`pyr.read` takes), one per date. Only
         the first is opened now; the others are assumed to share its grid,
-        dtype, band count and nodata. Each chunk task checks its own file
+        dtype, band count, nodata and scales/offsets. Each chunk task checks its own file
         when it reads and raises :class:`~pyr.errors.GridMismatch` naming the
         file and what differs.
     bands
@@ -176,6 +178,14 @@ def read_cube(
         Override the sources' nodata (with ``geobox``): cells equal to it are
         not used, and cells no source reaches get it. Needed for integer
         sources without a nodata value.
+    scaled
+        ``False`` (default): the stored values, with the first source's GDAL
+        scale and offset per band recorded on the cube
+        (``scales``/``offsets``; :func:`pyr.rescale` applies them). ``True``:
+        float32 ``raw * scale + offset``, nodata as NaN, as
+        ``rescale(read_cube(...))``. The first source's factors stand for all:
+        a source with other factors raises
+        :class:`~pyr.errors.GridMismatch` when its chunks are read.
 
     Notes
     -----
@@ -197,6 +207,8 @@ def read_cube(
     """
     if on_error not in ("raise", "nodata"):
         raise InvalidArgument(f"on_error={on_error!r}: expected 'raise' or 'nodata'.")
+    if not isinstance(scaled, bool):
+        raise InvalidArgument(f"scaled={scaled!r}: expected True or False.")
     items, specs = _specs(sources, env)
     chunks2d = parse_chunks2d(chunks)
     if chunks2d is None:
@@ -217,19 +229,31 @@ def read_cube(
         if cube_nodata is None:
             cube_nodata = math.nan
         fill = _Fill(cube_nodata, dtype.str)
+    scales, offsets = header.factors([i + 1 for i in idx])
     if geobox is not None:
         from pyr.io.cube_warp import warped_cube
 
-        return warped_cube(
+        cube = warped_cube(
             specs, header, idx, chunks2d, parsed_times, geobox, resampling=resampling, group_by=group_by,
             nodata=nodata, band_names=_band_names(header, idx), on_error=on_error,
         )  # fmt: skip
+        cube = attrs.evolve(cube, scales=scales, offsets=offsets)
+        return rescale(cube) if scaled else cube
     if group_by is not None or nodata is not None:
         which = "group_by" if group_by is not None else "nodata"
         raise InvalidArgument(f"{which}= needs geobox= (the grid the sources are read onto).")
     size = _cube_chunks(header, len(idx), dtype, len(specs)) if isinstance(chunks2d, str) else chunks2d
     data = _graph(specs, header, tuple(i + 1 for i in idx), size, dtype, fill)
-    return Cube(data, header.geobox, nodata=cube_nodata, bands=_band_names(header, idx), times=parsed_times)
+    cube = Cube(
+        data,
+        header.geobox,
+        nodata=cube_nodata,
+        bands=_band_names(header, idx),
+        times=parsed_times,
+        scales=scales,
+        offsets=offsets,
+    )
+    return rescale(cube) if scaled else cube
 
 
 def _graph(

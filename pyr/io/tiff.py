@@ -26,6 +26,7 @@ from pyr.io.gdal.env import GdalEnv
 from pyr.io.gdal.handles import dataset, out_of_files_error
 from pyr.io.gdal.messages import out_of_files, reason
 from pyr.io.gdal.sources import SourceSpec, display_name, to_gdal_path
+from pyr.ops.rescale import rescale
 from pyr.raster import Raster
 from pyr.types import parse_band_indices, parse_chunks2d, parse_nodata
 
@@ -43,6 +44,9 @@ class Header:
     block_shape: tuple[int, int]
     descriptions: tuple[str | None, ...]
     overviews: tuple[int, ...]
+    #: Each band's GDAL scale and offset (``raw * scale + offset``); empty when not read (1 and 0).
+    scales: tuple[float, ...] = ()
+    offsets: tuple[float, ...] = ()
 
     def mismatch(self, other: Header) -> str | None:
         """How ``other`` differs from this header (``None`` when it matches)."""
@@ -54,7 +58,20 @@ class Header:
             return f"dtype {other.dtype} instead of {self.dtype}"
         if repr(other.nodata) != repr(self.nodata):
             return f"nodata {other.nodata!r} instead of {self.nodata!r}"
-        return None
+        return self.factors_mismatch(other, tuple(range(1, self.count + 1)))
+
+    def factors(self, indexes: Sequence[int]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The scales and offsets of bands ``indexes`` (1-based): 1 and 0 where the file gives none."""
+        scales = tuple(self.scales[i - 1] if self.scales else 1.0 for i in indexes)
+        offsets = tuple(self.offsets[i - 1] if self.offsets else 0.0 for i in indexes)
+        return scales, offsets
+
+    def factors_mismatch(self, other: Header, indexes: Sequence[int]) -> str | None:
+        """How ``other``'s scales and offsets of bands ``indexes`` (1-based) differ from these (``None``: alike)."""
+        mine, theirs = self.factors(indexes), other.factors(indexes)
+        if mine == theirs:
+            return None
+        return f"scales/offsets {theirs[0]}/{theirs[1]} instead of {mine[0]}/{mine[1]}"
 
 
 def source_spec(source: Any, *, env: Mapping[str, Any] | None = None, overview: int | None = None) -> SourceSpec:
@@ -93,7 +110,14 @@ def _header_of(ds: Any, spec: SourceSpec) -> Header:
         block_shape=tuple(ds.block_shapes[0]),
         descriptions=tuple(ds.descriptions),
         overviews=tuple(ds.overviews(1)) if ds.count else (),
+        scales=_finite(ds.scales, 1.0),
+        offsets=_finite(ds.offsets, 0.0),
     )
+
+
+def _finite(factors: Sequence[float | None], default: float) -> tuple[float, ...]:
+    """GDAL's per-band scales or offsets as floats; a missing or non-finite one is ``default``."""
+    return tuple(float(f) if f is not None and np.isfinite(f) else default for f in factors)
 
 
 def read_header(spec: SourceSpec) -> Header:
@@ -232,6 +256,7 @@ def read(
     env: Mapping[str, Any] | None = None,
     geobox: GeoBox | None = None,
     resampling: str = "nearest",
+    scaled: bool = False,
 ) -> Raster:
     """Read a raster from a path or URL, eagerly or lazily, on its own grid or onto ``geobox``.
 
@@ -267,6 +292,13 @@ def read(
         with it (the overview follows from the geobox).
     resampling
         With ``geobox``: any name of ``rasterio.enums.Resampling``.
+    scaled
+        ``False`` (default): the stored values, with each band's GDAL scale
+        and offset recorded on the result (``scales``/``offsets``), so that
+        :func:`pyr.rescale` with no factors applies them later. ``True``:
+        float32 ``raw * scale + offset``, nodata as NaN: the same as
+        ``rescale(read(...))`` (one fused task per chunk when lazy; with
+        ``geobox``, resampled in the file's dtype, then scaled).
 
     Examples
     --------
@@ -276,6 +308,8 @@ def read(
     """
     if geobox is not None and overview is not None:
         raise InvalidArgument(f"overview={overview!r} with geobox=: the overview read follows from the geobox.")
+    if not isinstance(scaled, bool):
+        raise InvalidArgument(f"scaled={scaled!r}: expected True or False.")
     spec = source_spec(source, env=env, overview=overview)
     chunks2d = parse_chunks2d(chunks)
     header = read_header(spec)
@@ -283,22 +317,28 @@ def read(
     idx = tuple(range(header.count)) if indexes is None else indexes
     dtype = np.dtype(header.dtype)
     descriptions = header.descriptions
-    if spec.overview is not None:  # GDAL's overview datasets drop band descriptions
-        descriptions = read_header(attrs.evolve(spec, overview=None)).descriptions
+    base = header
+    if spec.overview is not None:  # GDAL's overview datasets drop band descriptions, scales and offsets
+        base = read_header(attrs.evolve(spec, overview=None))
+        descriptions = base.descriptions
     names = band_names_of(descriptions)
     band_names = tuple(names[i] for i in idx)
     if len(set(band_names)) != len(band_names):
         band_names = tuple(str(i + 1) for i in idx)
     out_nodata = header.nodata if nodata is None else parse_nodata(nodata, dtype)
     gdal_indexes = tuple(i + 1 for i in idx)
+    scales, offsets = base.factors(gdal_indexes)
     if geobox is not None:
         from pyr.io.warp_read import read_onto
 
         data, out_nodata = read_onto(spec, header, gdal_indexes, geobox, resampling, nodata, chunks2d)
-        return Raster(data, geobox, nodata=out_nodata, bands=band_names)
-    if chunks2d is None:
-        data = read_window(spec, None, gdal_indexes, (0, header.geobox.height, 0, header.geobox.width))
+        grid = geobox
     else:
-        size = auto_chunks(header, len(idx), dtype) if isinstance(chunks2d, str) else chunks2d
-        data = lazy_array(spec, header, gdal_indexes, header.geobox.shape, size, dtype)
-    return Raster(data, header.geobox, nodata=out_nodata, bands=band_names)
+        grid = header.geobox
+        if chunks2d is None:
+            data = read_window(spec, None, gdal_indexes, (0, header.geobox.height, 0, header.geobox.width))
+        else:
+            size = auto_chunks(header, len(idx), dtype) if isinstance(chunks2d, str) else chunks2d
+            data = lazy_array(spec, header, gdal_indexes, header.geobox.shape, size, dtype)
+    raster = Raster(data, grid, nodata=out_nodata, bands=band_names, scales=scales, offsets=offsets)
+    return rescale(raster) if scaled else raster

@@ -69,10 +69,12 @@ class _Plan:
     compress: str
     level: int | None = None
     owner: str = attrs.field(factory=owner_tag)  # the process making the write (names its staging folder)
+    scales: tuple[float, ...] | None = None
+    offsets: tuple[float, ...] | None = None
 
     def __dask_tokenize__(self) -> object:
         return ("pyr-tiff-plan", self.path, self.geobox, self.count, self.dtype, repr(self.nodata), self.bands,
-                self.cog, self.compress, self.level)  # fmt: skip
+                self.cog, self.compress, self.level, self.scales, self.offsets)  # fmt: skip
 
 
 def _staging(plan: _Plan, token: str) -> Path:
@@ -102,6 +104,9 @@ def _profile(plan: _Plan) -> dict[str, Any]:
 def _describe(dst: Any, plan: _Plan) -> None:
     for i, name in enumerate(plan.bands, start=1):
         dst.set_band_description(i, name)
+    if plan.scales is not None and plan.offsets is not None:  # GDAL band scale/offset, read back by pyr.read
+        dst.scales = plan.scales
+        dst.offsets = plan.offsets
 
 
 def _publish(plan: _Plan, staging: Path, plain: Path) -> None:
@@ -280,6 +285,8 @@ def _plan(raster: Any, path: Any, cog: Any, compress: Any, level: Any) -> _Plan:
         cog=cog,
         compress=compress.lower(),
         level=level,
+        scales=raster.scales,
+        offsets=raster.offsets,
     )
 
 
@@ -322,8 +329,9 @@ def write_tiff(
 ) -> Delayed | None:
     """Write a ``Raster`` to a GeoTIFF, a Cloud Optimized GeoTIFF by default.
 
-    The CRS, transform, nodata and band names (as band descriptions) are kept,
-    so ``read(path)`` gives back the same raster. A lazy raster is written
+    The CRS, transform, nodata, band names (as band descriptions) and scales
+    and offsets (as GDAL band metadata) are kept, so ``read(path)`` gives
+    back the same raster. A lazy raster is written
     chunk by chunk, in parallel, without being materialised whole: one task
     computes a chunk and saves it beside the output (several chunks per
     task on a ``distributed`` cluster, as ``write_zarr``), then one task

@@ -283,6 +283,9 @@ def _check_like(spec: SourceSpec, header: Header, first: Header, indexes: tuple[
         raise GridMismatch(f"{spec.name!r} is {header.dtype}, the cube is {first.dtype} (from its first source).")
     if max(indexes) > header.count:
         raise GridMismatch(f"{spec.name!r} has {header.count} band(s); the cube reads band(s) {list(indexes)}.")
+    why = first.factors_mismatch(header, indexes)
+    if why is not None:
+        raise GridMismatch(f"{spec.name!r} has {why} (the cube's are its first source's).")
 
 
 def _missing(block: np.ndarray, nodata: float | int) -> np.ndarray:

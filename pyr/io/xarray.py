@@ -87,6 +87,7 @@ def _to_xarray(obj: Raster | Cube) -> xarray.DataArray:
     attrs: dict[str, Any] = {}
     if obj.nodata is not None:
         attrs["_FillValue"] = obj.dtype.type(obj.nodata)
+    attrs.update(cf.factor_attrs(obj.scales, obj.offsets))
     da: xarray.DataArray = xr.DataArray(_read_only(obj.data), coords=coords, dims=dims, name=NAME, attrs=attrs)
     # As rioxarray: grid_mapping in the encoding; "coordinates" makes xarray's
     # writers list spatial_ref so that it reads back as a coordinate.
@@ -103,9 +104,12 @@ def to_xarray(obj: Raster | Cube) -> xarray.DataArray:
     omitted for rotated grids), ``band`` (the band names), ``time``
     (``datetime64[us]``; omitted when the cube has no times) and a 0-d
     ``spatial_ref`` with ``crs_wkt``, ``spatial_ref``, ``GeoTransform`` and
-    the CF grid-mapping parameters. Nodata is ``attrs["_FillValue"]``. The
-    data is not copied: a dask array stays lazy, a numpy array is shared as a
-    read-only view.
+    the CF grid-mapping parameters. Nodata is ``attrs["_FillValue"]``.
+    Recorded scales and offsets go to ``attrs`` as ``rioxarray.open_rasterio``
+    (``mask_and_scale=False``) puts them: ``scale_factor``/``add_offset``
+    when every band shares them, else ``scales``/``offsets``, one per band.
+    The data is not copied: a dask array stays lazy, a numpy array is shared
+    as a read-only view.
 
     Parameters
     ----------
@@ -288,9 +292,12 @@ def _from_xarray(da: Any) -> Raster | Cube:
     nodata = _nodata(da)
     count = int(data.shape[-3])
     bands = _bands(da, bdim, count)
+    # Factors in ``attrs`` describe raw values; once xarray decoded them they are in ``encoding`` and applied.
+    scales, offsets = cf.factors_from_attrs(da.attrs, count, where=f"from_xarray: DataArray {da.name!r}")
     if tdim is not None:
-        return Cube(data, geobox, nodata=nodata, bands=bands, times=_times(da, tdim))
-    return Raster(data, geobox, nodata=nodata, bands=bands)
+        times = _times(da, tdim)
+        return Cube(data, geobox, nodata=nodata, bands=bands, times=times, scales=scales, offsets=offsets)
+    return Raster(data, geobox, nodata=nodata, bands=bands, scales=scales, offsets=offsets)
 
 
 @curried
@@ -313,7 +320,11 @@ def from_xarray(da: Any) -> Raster | Cube:
     - nodata as ``da.rio.nodata`` reads it: ``attrs["_FillValue"]``, or NaN
       when xarray has already masked a float array (``_FillValue`` in
       ``encoding``); a fill value the dtype cannot hold is no nodata (as in
-      :func:`pyr.read`).
+      :func:`pyr.read`);
+    - scales and offsets from ``attrs`` (``scale_factor``/``add_offset``, or
+      per-band ``scales``/``offsets``): the values are raw. Once xarray has
+      decoded them (they are in ``encoding``) the values are physical and no
+      factors are recorded.
 
     The data is not copied nor computed: dask stays lazy; numpy is shared
     (read-only view).

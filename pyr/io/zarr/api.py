@@ -130,6 +130,13 @@ def write_zarr(
         client active when the graph is built) one task does several chunks
         in turn, fewer tasks for the scheduler (dask config
         ``pyr.chunks-per-task``: ``"auto"`` or a number; docs/design.md).
+        Scales and offsets recorded on ``obj`` (``raw * scale + offset``) are
+        written with the raw values: as CF ``scale_factor``/``add_offset``
+        when every band shares them (``xarray.open_zarr`` then decodes
+        physical values, and GDAL reads them as the band's scale and offset),
+        else as ``scales``/``offsets`` attributes, one per band (as rioxarray
+        names them; xarray leaves the values raw). ``mode="a"`` refuses a
+        cube with other factors than the store's (``GridMismatch``).
     store
         A path, an fsspec URL (``s3://``, ``memory://``...) or a zarr store.
         An empty path, a filesystem root, the home directory and the current
@@ -237,6 +244,9 @@ def read_zarr(store: Any, *, chunks: Any = "auto", storage_options: Mapping[str,
     ``times``) for ``(time, band, y, x)``. ``chunks="auto"`` is lazy with the
     store's own chunks; an int or tuple gives other spatial chunks; ``None``
     reads eagerly. Raises :class:`~pyr.errors.IncompleteStore` for a pyr
-    store whose writer did not finish.
+    store whose writer did not finish. The values are the stored ones; CF
+    ``scale_factor``/``add_offset`` (or per-band ``scales``/``offsets``) on
+    the data variable are recorded as the result's ``scales``/``offsets``,
+    which :func:`pyr.rescale` applies.
     """
     return read_zarr_impl(store, chunks=chunks, storage_options=storage_options)

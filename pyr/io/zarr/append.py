@@ -133,6 +133,11 @@ def _plan(cube: Cube, storage: Storage, name: str) -> AppendPlan | None:
     bands = tuple(str(b) for b in group["band"][:])
     if cube.bands != bands:
         raise GridMismatch(f"{where} has bands {cube.bands!r}; the store has {bands!r}.")
+    factors = cf.factors_from_attrs(dict(arr.attrs), len(bands), where=f"Zarr store {shown!r}")
+    if (cube.scales, cube.offsets) != factors:
+        raise GridMismatch(
+            f"{where} has scales/offsets {cube.scales!r}/{cube.offsets!r}; the store has {factors[0]!r}/{factors[1]!r}."
+        )
     if cube.times is None:
         raise InvalidArgument("mode='a' needs a cube with times (a later date for every date appended).")
     new = cf.encode_times(cube.times)

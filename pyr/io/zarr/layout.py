@@ -61,6 +61,9 @@ class Layout:
     # "auto" (pyr's default codec), None (no compression) or a codec given to zarr-python's
     # ``create_array(compressors=...)``; compared by its config (see ``compressor_key``)
     compressor: Any = attrs.field(default="auto", eq=False)
+    # each band's raw * scale + offset (``None``: none), written as CF or per-band attributes
+    scales: tuple[float, ...] | None = None
+    offsets: tuple[float, ...] | None = None
 
     @property
     def compressor_key(self) -> str:
@@ -186,6 +189,7 @@ def create_arrays(group: Any, layout: Layout) -> None:
     data_attrs: dict[str, Any] = {"grid_mapping": "spatial_ref", "coordinates": "spatial_ref"}
     if layout.nodata is not None:
         data_attrs["_FillValue"] = encode_fill(layout.nodata, layout.dtype, fmt)
+    data_attrs.update(cf.factor_attrs(layout.scales, layout.offsets))
     fill = layout.nodata
     if fill is None and fmt == 3:
         fill = 0
@@ -302,6 +306,8 @@ def layout_of(obj: Raster | Cube, name: str, zarr_format: int, compressor: Any =
         times=times,
         zarr_format=zarr_format,
         compressor=compressor,
+        scales=obj.scales,
+        offsets=obj.offsets,
     )
 
 

@@ -76,6 +76,7 @@ def read_zarr_impl(
     bands = tuple(str(b) for b in group["band"][:]) if has_band and "band" in group else None
     if bands is not None and len(set(bands)) != len(bands):
         bands = None
+    scales, offsets = cf.factors_from_attrs(attrs_, nbands, where=f"Zarr store {shown!r}, variable {name!r}")
     data = _array(storage, name, arr, chunks)
     if not has_band:
         data = data[..., None, :, :] if "time" in dims else data[None]
@@ -86,9 +87,8 @@ def read_zarr_impl(
             times = cf.decode_times(
                 group["time"][:], tattrs.get("units", cf.TIME_UNITS), tattrs.get("calendar", cf.TIME_CALENDAR)
             )
-        return Cube(data, geobox, nodata=nodata, bands=bands, times=times)
-    del nbands
-    return Raster(data, geobox, nodata=nodata, bands=bands)
+        return Cube(data, geobox, nodata=nodata, bands=bands, times=times, scales=scales, offsets=offsets)
+    return Raster(data, geobox, nodata=nodata, bands=bands, scales=scales, offsets=offsets)
 
 
 def _parse_read_chunks(chunks: Any) -> str | tuple[int, ...] | None:
