@@ -40,14 +40,15 @@ def _number(value: float | int) -> float | int | str:
 
 
 def _asset(
-    path: Any, href: str, *, proj: bool, epsg_field: bool, factors: tuple[float, float] | None
+    path: Any, href: str, *, proj: bool, epsg_field: bool, factors: tuple[float, float] | None, nodata: Any
 ) -> dict[str, Any]:
     import rasterio
 
     with rasterio.open(path) as ds:
         band: dict[str, Any] = {"data_type": ds.dtypes[0]}
-        if ds.nodata is not None:
-            band["nodata"] = _number(ds.nodata)
+        nodata = ds.nodata if nodata is None else nodata
+        if nodata is not None:
+            band["nodata"] = _number(nodata)
         scale, offset = factors if factors is not None else (ds.scales[0], ds.offsets[0])
         if (scale, offset) != (1.0, 0.0):
             band["scale"], band["offset"] = scale, offset
@@ -85,6 +86,7 @@ def stac_item(
     collection: str | None = None,
     hrefs: Mapping[str, str] | None = None,
     factors: Mapping[str, tuple[float, float]] | None = None,
+    nodata: Mapping[str, float | int] | None = None,
     proj: bool = True,
     epsg_field: bool = False,
 ) -> dict[str, Any]:
@@ -103,6 +105,8 @@ def stac_item(
     factors
         Asset key -> ``(scale, offset)`` to publish in ``raster:bands``
         (default: the file's GDAL scale and offset, when not 1 and 0).
+    nodata
+        Asset key -> the nodata to publish (default: the file's, if any).
     proj
         Write the projection extension (``False``: an item without it, whose
         readers must open the files for their grids).
@@ -118,6 +122,7 @@ def stac_item(
             proj=proj,
             epsg_field=epsg_field,
             factors=(factors or {}).get(key),
+            nodata=(nodata or {}).get(key),
         )
         for key, path in assets.items()
     }

@@ -27,11 +27,12 @@ import attrs
 import numpy as np
 
 from pyr import _gridding
-from pyr._nodata import missing
-from pyr.errors import ReadError
+from pyr._nodata import missing, same_nodata
+from pyr.errors import InvalidArgument, ReadError
 from pyr.geobox import GeoBox
 from pyr.io.gdal.sources import SourceSpec
 from pyr.io.warp_read import WarpTarget, cached_header, read_warped
+from pyr.types import parse_nodata
 
 __all__ = ["LOGGER_NAME", "Plan", "Source", "stac_array"]
 
@@ -80,19 +81,37 @@ def _misses(source: Source, chunk: GeoBox, resampling: str) -> bool:
 
 def _read_one(source: Source, plan: Plan, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray | None:
     """``source`` read onto rows ``rows``, cols ``cols`` of the plan's grid (``None``: it misses them)."""
+    header = cached_header(source.spec)
+    own = header.nodata if source.nodata is None else source.nodata
     if plan.scaled:
         target = WarpTarget(plan.geobox, plan.resampling, source.nodata, math.nan, "float32")
     else:
-        target = WarpTarget(plan.geobox, plan.resampling, source.nodata, plan.nodata, plan.dtype)
-    header = cached_header(source.spec)
+        # Warped with its own nodata, then mapped to the cube's: rasterio's reproject ignores the
+        # source nodata when the destination nodata is 0 (rasterio 1.4), so they are kept equal.
+        fill = own if own is not None and _fits(own, plan.dtype) else plan.nodata
+        target = WarpTarget(plan.geobox, plan.resampling, source.nodata, fill, plan.dtype)
     block = read_warped(source.spec, header, (1,), target, rows, cols, check=False)
-    if block is None or not plan.scaled:
+    if block is None:
+        return None
+    if not plan.scaled:
+        if not same_nodata(target.dst_nodata, plan.nodata):
+            hole = missing(block, target.dst_nodata)
+            if hole is not None:
+                block[hole] = plan.nodata
         return block
     if source.scale != 1.0:
         np.multiply(block, np.float32(source.scale), out=block)
     if source.offset != 0.0:
         np.add(block, np.float32(source.offset), out=block)
     return block
+
+
+def _fits(value: float | int, dtype: str) -> bool:
+    try:
+        parse_nodata(value, np.dtype(dtype))
+    except InvalidArgument:
+        return False
+    return True
 
 
 def read_band(
