@@ -162,7 +162,15 @@ API_PAGES: dict[str, tuple[str, str, list[str]]] = {
     "io.md": (
         "Reading and writing",
         "GeoTIFF/COG and Zarr input and output (`pyr.io`): the only module with side effects.",
-        ["pyr.read", "pyr.read_cube", "pyr.check_sources", "pyr.read_zarr", "pyr.write_zarr", "pyr.write_tiff"],
+        [
+            "pyr.read",
+            "pyr.read_cube",
+            "pyr.read_stac",
+            "pyr.check_sources",
+            "pyr.read_zarr",
+            "pyr.write_zarr",
+            "pyr.write_tiff",
+        ],
     ),
     "env.md": (
         "GDAL environment",

@@ -26,6 +26,8 @@ NY_SCENES = {  # id -> (path/row, folder date suffix, acquisition, UTC time)
     "014031_20180428": ("014031", "20180428_20180502_01_T1", "20180428", "15:35:00"),
     "014032_20180428": ("014032", "20180428_20180502_01_T1", "20180428", "15:35:24"),
     "013032_20180421": ("013032", "20180421_20180502_01_T1", "20180421", "15:29:10"),
+    "014032_20180903": ("014032", "20180903_20180912_01_T1", "20180903", "15:36:00"),
+    "014031_20180903": ("014031", "20180903_20180912_01_T1", "20180903", "15:35:36"),
 }
 
 
@@ -111,7 +113,8 @@ def test_one_solar_day_is_mosaicked_first_valid_in_item_order(real_data):
     assert str(cube.times[1]) == "2018-04-28T15:35:00.000000"  # the earliest of the day
     assert cube.geobox.crs.to_epsg() == 32618
     got = cube.data.compute()
-    north, south, other = (warp(real_data / NY.format(*NY_SCENES[s][:3], "B4"), cube.geobox) for s in NY_SCENES)
+    scenes = ("014031_20180428", "014032_20180428", "013032_20180421")
+    north, south, other = (warp(real_data / NY.format(*NY_SCENES[s][:3], "B4"), cube.geobox) for s in scenes)
     assert ((north > 0) & (south > 0)).any()  # the scenes overlap: the order matters there
     np.testing.assert_array_equal(got[1, 0], first_valid(north, south))
     np.testing.assert_array_equal(got[0, 0], other)
@@ -208,3 +211,20 @@ def test_bad_arguments_name_what_is_wrong(s2):
     undated["properties"] = {"datetime": None}
     with pytest.raises(InvalidArgument, match="no datetime"):
         pyr.read_stac(undated, bands="b04")
+
+
+def test_plain_dicts_need_no_pystac_and_import_pyr_imports_none(s2):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, json\n"
+        "sys.modules['pystac'] = sys.modules['pystac_client'] = None  # as if not installed\n"
+        "import pyr\n"
+        f"item = json.loads({json.dumps(json.dumps(s2))})\n"
+        "cube = pyr.read_stac(item, bands=['b04'])\n"
+        "assert int(cube.data[0, 0, :4, :4].compute().max()) > 0\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    check = "import sys, pyr; bad = {'pystac', 'pystac_client'} & set(sys.modules); assert not bad, bad"
+    subprocess.run([sys.executable, "-c", check], check=True, timeout=120)
