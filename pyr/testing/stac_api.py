@@ -14,7 +14,8 @@ thread, with what ``pystac_client.Client.open(url).search(...)`` uses:
   whose ``next`` link carries a ``next`` token (in the query string for GET,
   in the body of a POST link, as Earth Search does).
 
-It counts the requests it answers (:attr:`StacApi.requests`). Only the
+It counts the requests it answers (:attr:`StacApi.requests`) and the search
+pages among them (:attr:`StacApi.searches`). Only the
 catalogue is served: the items' asset hrefs point wherever their files are.
 
 Examples
@@ -104,6 +105,7 @@ class StacApi:
         self.items = [dict(i) for i in items]
         self.title = title
         self.requests = 0
+        self.searches = 0
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -184,6 +186,8 @@ class StacApi:
 
     def search(self, query: Mapping[str, Any], method: str) -> dict[str, Any]:
         """One page of the search ``query`` (already parsed) with its ``next`` link."""
+        with self._lock:
+            self.searches += 1
         limit = max(1, min(int(query.get("limit") or 10), 10_000))
         start = int(query.get("next") or 0)
         hits = [i for i in self.items if _matches(i, query)]
