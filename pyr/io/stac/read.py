@@ -226,7 +226,7 @@ def read_stac(
     ...     collections=["sentinel-2-l2a"], bbox=(4.8, 45.7, 4.9, 45.8), datetime="2024-06")  # doctest: +SKIP
     >>> cube = read_stac(search, bands=["red", "nir", "scl"], resolution=20)  # doctest: +SKIP
     >>> from toolz import pipe
-    >>> median = pipe(search, read_stac(bands=["red"], scaled=True), pyr.reduce_time("median"))  # doctest: +SKIP
+    >>> median = pipe(search, read_stac(bands=["red"], scaled=True), pyr.reduce_time(how="median"))  # doctest: +SKIP
     """
     keys = _keys(bands)
     _check_options(group_by, on_error, scaled, geobox, {"crs": crs, "resolution": resolution, "bbox": bbox})
