@@ -146,11 +146,10 @@ def read_band(
     return out
 
 
-def _region(steps: Steps, plan: Plan, region: tuple[slice, ...]) -> np.ndarray:
-    """One task: time step ``region[0]``, every band, on the chunk ``region[2:]``: ``(1, band, y, x)``."""
-    ts, _, ys, xs = region
+def _region(plan: Plan, region: tuple[slice, ...], bands: tuple[tuple[Source, ...], ...]) -> np.ndarray:
+    """One task: every band of one time step (``bands``) on the chunk ``region[2:]``: ``(1, band, y, x)``."""
+    _, _, ys, xs = region
     rows, cols = (ys.start, ys.stop), (xs.start, xs.stop)
-    bands = steps[ts.start]
     out = np.full((1, len(bands), rows[1] - rows[0], cols[1] - cols[0]), plan.nodata, dtype=np.dtype(plan.dtype))
     for b, sources in enumerate(bands):
         block = read_band(sources, plan, rows, cols)
@@ -160,14 +159,27 @@ def _region(steps: Steps, plan: Plan, region: tuple[slice, ...]) -> np.ndarray:
 
 
 def stac_array(steps: Steps, plan: Plan, chunks: tuple[int, int]) -> Any:
-    """The dask array ``(time, band, y, x)`` of ``steps`` on the plan's grid, one task per (step, chunk)."""
-    from dask.base import tokenize
+    """The dask array ``(time, band, y, x)`` of ``steps`` on the plan's grid, one task per (step, chunk).
 
-    from pyr.io._producer import producer_array
+    A ``Blockwise`` producer layer (as :func:`pyr.io._producer.producer_array`, so that the steps after
+    it fuse with the reads) whose tasks each carry only their own step's sources.
+    """
+    import dask.array as da
+    from dask.base import tokenize
+    from dask.blockwise import BlockwiseDepDict, blockwise
+    from dask.highlevelgraph import HighLevelGraph
+    from dask.layers import ArraySliceDep
+
     from pyr.io.tiff import split
 
     height, width = plan.geobox.shape
     nbands = len(steps[0]) if steps else 0
     grid = ((1,) * len(steps), (nbands,), split(height, chunks[0]), split(width, chunks[1]))
-    token = "pyr-read-stac-" + tokenize(steps, plan, grid)
-    return producer_array(token, _region, (steps, plan), grid, np.dtype(plan.dtype))
+    name = "pyr-read-stac-" + tokenize(steps, plan, grid)
+    per_step = BlockwiseDepDict({(t,): step for t, step in enumerate(steps)}, numblocks=(len(steps),))
+    index = (0, 1, 2, 3)
+    layer = blockwise(
+        _region, name, index, plan, None, ArraySliceDep(grid), index, per_step, (0,), numblocks={}, _data_producer=True
+    )
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=())
+    return da.Array(graph, name, grid, meta=np.empty((0, 0, 0, 0), dtype=np.dtype(plan.dtype)))
