@@ -76,7 +76,8 @@ def _odc(items: list[dict[str, Any]], out: str, chunks: int, geobox: Any) -> Non
     )
     red = ds["red"].where(ds["red"] != 0).astype("float32") * np.float32(1e-4)
     clear = red.where(~ds["scl"].isin(CLOUDY))
-    clear.median("time").to_dataset(name="median").to_zarr(out, mode="w")
+    median = clear.median("time").chunk({"x": chunks, "y": chunks})  # regular chunks, as Zarr needs
+    median.to_dataset(name="median").to_zarr(out, mode="w")
 
 
 def child(job: dict[str, Any]) -> dict[str, Any]:
