@@ -161,7 +161,9 @@ def read_stac(
         :func:`pyr.read`.
     bands
         Asset keys (``"red"``, ``"B04"``, ``"scl"``, ...), one band each,
-        named after the key. Each asset's first band is read.
+        named after the key. Each asset's first band is read. Every item
+        needs every key (else :class:`~pyr.errors.InvalidArgument` naming
+        the item and the keys it has).
     geobox
         The output grid (north-up, any CRS). Default: the CRS most of the
         chosen assets share, the finest resolution among them in that CRS,
