@@ -228,3 +228,18 @@ def test_plain_dicts_need_no_pystac_and_import_pyr_imports_none(s2):
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     check = "import sys, pyr; bad = {'pystac', 'pystac_client'} & set(sys.modules); assert not bad, bad"
     subprocess.run([sys.executable, "-c", check], check=True, timeout=120)
+
+
+def test_each_task_carries_only_its_own_time_step(real_data):
+    import pickle
+
+    items = [ny_item(real_data, s) for s in NY_SCENES]
+    cube = pyr.read_stac(items, bands=["B4"], group_by=None, chunks=40)
+    graph = dict(cube.data.__dask_graph__())
+    name = cube.data.name
+    for t, item in enumerate(sorted(items, key=lambda i: i["properties"]["datetime"])):
+        task = pickle.dumps(graph[(name, t, 0, 0, 0)])
+        mine = item["assets"]["B4"]["href"].encode()
+        others = [i["assets"]["B4"]["href"].encode() for i in items if i is not item]
+        assert mine in task
+        assert not any(o in task for o in others)
