@@ -43,7 +43,7 @@ PIPELINES: dict[str, tuple[str, ...]] = {
     "reproject": ("pyr", "odc-stac", "rioxarray"),  # benchmarks/pipelines_reproject.py
 }
 # Benchmarks written by others, run through their own ``main(argv)`` (their own JSON lines):
-EXTERNAL = ("cube_memory", "http_bytes", "scheduler_floor", "codecs")
+EXTERNAL = ("cube_memory", "http_bytes", "scheduler_floor", "codecs", "stac_median")
 DEFAULT_ONLY = (
     "band1", "mean", "median", "count", "http", "decode", "zarr_write", "read_cube_1000", "reproject", *EXTERNAL
 )  # fmt: skip
@@ -408,7 +408,7 @@ def _run_external(name: str, size: int, dates: int, data: str | None) -> None:
     argv = ["--size", str(size)]
     if name == "cube_memory":
         argv += ["--dates", str(dates), "--how", "mean", "median", "--scheduler", "threads"]
-    if name == "codecs":  # the run's own (cached) series, so --small never generates the full-size one
+    if name in ("codecs", "stac_median"):  # the run's own (cached) series, so --small never generates the full-size one
         argv += ["--dates", str(dates)]
     print(f"# {name}: python -m benchmarks.{name} {' '.join(argv)}", file=sys.stderr, flush=True)
     try:

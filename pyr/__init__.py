@@ -12,7 +12,7 @@ Import order (each module imports only from those above it)::
     raster, cube
     _cluster, _fuse             the active cluster; fusing tasks so pixels stay where computed
     ops/                        pure transforms: rescale, map_blocks, mask, stack, reduce_time, reproject, mosaic
-    io/                         side effects: GeoTIFF, Zarr, GDAL env, sources, xarray
+    io/                         side effects: GeoTIFF, Zarr, GDAL env, sources, xarray, STAC items
     _assemble, compute          running graphs (a lazy array into one numpy array, block by block)
     testing/                    assertions, hypothesis strategies, synthetic series
     cli/                        the ``pyr`` command
@@ -29,6 +29,7 @@ from pyr.errors import GridMismatch, IncompleteStore, InvalidArgument, PyrError,
 from pyr.geobox import GeoBox
 from pyr.io import cloud_env, configure, read, read_zarr, write_zarr
 from pyr.io.cube import check_sources, read_cube
+from pyr.io.stac import read_stac
 from pyr.io.tiff_write import write_tiff
 from pyr.io.xarray import from_xarray, to_xarray
 from pyr.ops import map_blocks, mask, mosaic, reduce_time, reproject, rescale, stack
@@ -58,6 +59,7 @@ __all__ = [
     "mosaic",
     "read",
     "read_cube",
+    "read_stac",
     "read_zarr",
     "reduce_time",
     "reproject",

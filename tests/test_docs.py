@@ -162,7 +162,15 @@ API_PAGES: dict[str, tuple[str, str, list[str]]] = {
     "io.md": (
         "Reading and writing",
         "GeoTIFF/COG and Zarr input and output (`pyr.io`): the only module with side effects.",
-        ["pyr.read", "pyr.read_cube", "pyr.check_sources", "pyr.read_zarr", "pyr.write_zarr", "pyr.write_tiff"],
+        [
+            "pyr.read",
+            "pyr.read_cube",
+            "pyr.read_stac",
+            "pyr.check_sources",
+            "pyr.read_zarr",
+            "pyr.write_zarr",
+            "pyr.write_tiff",
+        ],
     ),
     "env.md": (
         "GDAL environment",
@@ -208,8 +216,19 @@ API_PAGES: dict[str, tuple[str, str, list[str]]] = {
     ),
     "synth.md": (
         "Synthetic data",
-        "Sentinel-2-like test series (`pyr.testing.synth`), used by the tutorial, the demo and the benchmarks.",
-        ["pyr.testing.synth.make_series", "pyr.testing.synth.times_of", "pyr.testing.synth.scene_array"],
+        "Sentinel-2-like test series (`pyr.testing.synth`), used by the tutorial, the demo and the benchmarks;"
+        " their SCL-like quality band (`pyr.testing.synth_scl`); STAC items for files (`pyr.testing.stac_items`)"
+        " and a STAC API on loopback (`pyr.testing.stac_api`).",
+        [
+            "pyr.testing.synth.make_series",
+            "pyr.testing.synth.times_of",
+            "pyr.testing.synth.scene_array",
+            "pyr.testing.synth_scl.make_scl_series",
+            "pyr.testing.synth_scl.scl_array",
+            "pyr.testing.synth_scl.cloud_mask",
+            "pyr.testing.stac_items.stac_item",
+            "pyr.testing.stac_api.StacApi",
+        ],
     ),
 }
 

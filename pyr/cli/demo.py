@@ -50,8 +50,13 @@ Sentinel-2 tile series (minutes). Only pyr's required packages are needed:
 without xarray step 9 is skipped, and without matplotlib the pictures are
 plain greyscale.
 
+With --stac: the series and an SCL-like quality band are served as a STAC
+API on loopback and read back with a search, read_stac, a cloud mask and a
+temporal median (needs pystac-client: pip install 'pyr[stac]').
+
 examples:
   pyr demo
+  pyr demo --stac --size 1024
   pyr demo --size 10980 --dates 10 --out /data/pyr-demo --scheduler distributed
 """
 
@@ -102,6 +107,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"threads, processes or cluster workers (default {DEFAULT_WORKERS})",
     )
     parser.add_argument("--seed", type=int, default=0, help="the synthetic landscape and weather (default 0)")
+    parser.add_argument(
+        "--stac",
+        action="store_true",
+        help="instead: serve the series as a STAC API on loopback, then search -> read_stac -> mask -> median",
+    )
 
 
 @contextlib.contextmanager
@@ -218,6 +228,10 @@ def _xarray_check(store: Path, cube: Any) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; returns 0, or raises on the first failure."""
+    if getattr(args, "stac", False):
+        from pyr.cli._demo_stac import run_stac
+
+        return run_stac(args)
     ensure("dask.array")
     import dask.array as da
 

@@ -40,17 +40,27 @@ def _solar_offset(spec: SourceSpec) -> np.timedelta64:
         raise InvalidArgument(f"group_by='solar_day': {spec.name!r} has no CRS, so no longitude.")
     x, y = grid.transform @ (grid.width / 2, grid.height / 2)
     lon, _ = _gridding.transform_points(grid.crs, CRS.from_epsg(4326), np.array([x]), np.array([y]))
-    return np.timedelta64(round(float(lon[0]) / 15.0 * 3600e6), "us")
+    return _lon_offset(float(lon[0]))
+
+
+def _lon_offset(lon: float) -> np.timedelta64:
+    return np.timedelta64(round(lon / 15.0 * 3600e6), "us")
 
 
 def group_sources(
-    specs: Sequence[SourceSpec], times: np.ndarray | None, group_by: str | None
+    specs: Sequence[Any],
+    times: np.ndarray | None,
+    group_by: str | None,
+    *,
+    longitudes: Sequence[float] | None = None,
 ) -> tuple[list[list[int]], np.ndarray | None]:
     """The sources of each time step (indices, in the given order) and the steps' times.
 
     ``None``: one step per source. ``"date"``: one per UTC day,
-    ``"solar_day"``: one per local solar day; a step is labelled with the
-    earliest time of its sources, and steps are in time order.
+    ``"solar_day"``: one per local solar day (from the longitude of each
+    source's centre: ``longitudes`` when given, else read from the
+    :class:`SourceSpec`'s header); a step is labelled with the earliest time
+    of its sources, and steps are in time order.
     """
     if group_by not in GROUP_BY:
         raise InvalidArgument(f"group_by={group_by!r}: expected None, 'date' or 'solar_day'.")
@@ -60,7 +70,8 @@ def group_sources(
         raise InvalidArgument(f"group_by={group_by!r} needs times= (the sources' dates).")
     local = times
     if group_by == "solar_day":
-        local = np.array([t + _solar_offset(s) for t, s in zip(times, specs, strict=True)], dtype=times.dtype)
+        shifts = [_solar_offset(s) for s in specs] if longitudes is None else [_lon_offset(x) for x in longitudes]
+        local = np.array([t + d for t, d in zip(times, shifts, strict=True)], dtype=times.dtype)
     days = local.astype("M8[D]")
     groups: dict[Any, list[int]] = {}
     for i, day in enumerate(days):
