@@ -1,0 +1,175 @@
+"""A window of a tiled GeoTIFF read natively: the tiles it needs, fetched at once, decoded, assembled.
+
+The layout of each file (see :mod:`pyr.io.cog.layout`) is read once per
+process and kept, with the header GDAL reads for it, in a small cache keyed
+by the source, its overview, its GDAL options and (local files) the file's
+inode, size and modification time; a replaced file is read again. A file
+whose layout disagrees with what GDAL says of it (size, bands, dtype,
+blocks) is declined, and remembered as declined.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from pyr.io.cog.decode import codecs_available, decode_tile
+from pyr.io.cog.fetch import Source, open_source
+from pyr.io.cog.layout import Layout, parse
+from pyr.io.gdal.sources import SourceSpec
+
+__all__ = ["enabled", "read_native"]
+
+_CACHE_SIZE = 256
+_OFF = ("0", "false", "no", "off")
+
+_lock = threading.Lock()
+_cache: OrderedDict[tuple[Any, ...], tuple[Layout, Any] | None] = OrderedDict()
+_available: bool | None = None
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def enabled() -> bool:
+    """Whether reads try the native path: imagecodecs is importable and ``PYR_NATIVE`` is not ``0``."""
+    global _available
+    if os.environ.get("PYR_NATIVE", "1").strip().lower() in _OFF:
+        return False
+    if _available is None:
+        available = codecs_available()
+        if available is None:
+            return False
+        _available = available
+    return _available
+
+
+def clear_cache() -> None:
+    """Forget every layout of this process."""
+    with _lock:
+        _cache.clear()
+
+
+def _entry(spec: SourceSpec, source: Source, header_of: Callable[[SourceSpec], Any]) -> tuple[Layout, Any] | None:
+    """(layout, GDAL's header) of ``spec``, read once per file per process; ``None`` when declined."""
+    key = (*spec.key(), source.stamp())
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    try:
+        layout = parse(source.read_at, spec.overview)
+    except ValueError:
+        layout = None  # GDAL reads it, or says what is wrong with it
+    entry = None
+    if layout is not None:
+        header = header_of(spec)
+        if (
+            header.geobox.shape == (layout.height, layout.width)
+            and header.count == layout.samples
+            and header.dtype == layout.dtype
+            and tuple(header.block_shape) == (layout.tile_height, layout.tile_width)
+        ):
+            entry = (layout, header)
+    with _lock:
+        _cache[key] = entry
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return entry
+
+
+def read_native(
+    spec: SourceSpec,
+    indexes: tuple[int, ...],
+    window: tuple[int, int, int, int],
+    header_of: Callable[[SourceSpec], Any],
+) -> tuple[np.ndarray, Any] | None:
+    """``window`` = (row0, row1, col0, col1) of bands ``indexes`` (1-based) and GDAL's header of the file.
+
+    ``None`` when the native path does not read this source or window (GDAL
+    reads it then), also when a tile does not decode or the file is cut
+    short: GDAL then reads the window and raises its own :class:`ReadError`
+    naming the source, the window and GDAL's reason. ``header_of(spec)`` is
+    GDAL's header, asked once per file per process. Raises
+    :class:`ReadError` naming the URL when a network fetch fails.
+    """
+    if not enabled():
+        return None
+    with open_source(spec.path, spec.name, spec.env) as source:
+        if source is None:
+            return None
+        entry = _entry(spec, source, header_of)
+        if entry is None:
+            return None
+        layout, header = entry
+        r0, r1, c0, c1 = window
+        if not (0 <= r0 < r1 <= layout.height and 0 <= c0 < c1 <= layout.width):
+            return None
+        if any(not 1 <= i <= layout.samples for i in indexes):
+            return None
+        tiles = _tiles(layout, indexes, window)
+        ranges = [(int(layout.offsets[k]), int(layout.counts[k])) for _, _, _, k in tiles]
+        if any(size == 0 for _, size in ranges):
+            return None  # a sparse tile: GDAL fills it
+        try:
+            datas = source.read_many(ranges)  # a network failure is a ReadError naming the URL
+        except OSError:
+            return None  # a local read error: GDAL reads the window and reports it
+        out = np.empty((len(indexes), r1 - r0, c1 - c0), dtype=layout.dtype)
+        for (plane, ty, tx, k), data in zip(tiles, datas, strict=True):
+            if len(data) < int(layout.counts[k]):
+                return None  # a truncated file: GDAL reads the window and reports it
+            try:
+                tile = decode_tile(layout, data)
+            except Exception:  # imagecodecs raises its own error types
+                return None  # a corrupt tile: GDAL reads the window and reports it
+            _place(out, tile, layout, indexes, plane, ty, tx, window)
+        return out, header
+
+
+def _tiles(layout: Layout, indexes: tuple[int, ...], window: tuple[int, int, int, int]) -> list[tuple[int, ...]]:
+    """(plane, tile row, tile col, position in the index) of every tile the window touches."""
+    r0, r1, c0, c1 = window
+    th, tw = layout.tile_height, layout.tile_width
+    planes = sorted({i - 1 for i in indexes}) if layout.planar else [0]
+    return [
+        (p, ty, tx, layout.tile_index(p, ty, tx))
+        for p in planes
+        for ty in range(r0 // th, (r1 - 1) // th + 1)
+        for tx in range(c0 // tw, (c1 - 1) // tw + 1)
+    ]
+
+
+def _place(
+    out: np.ndarray,
+    tile: np.ndarray,
+    layout: Layout,
+    indexes: tuple[int, ...],
+    plane: int,
+    ty: int,
+    tx: int,
+    window: tuple[int, int, int, int],
+) -> None:
+    """Copy the part of ``tile`` inside ``window`` into ``out``."""
+    r0, r1, c0, c1 = window
+    y0, x0 = ty * layout.tile_height, tx * layout.tile_width
+    ya, yb = max(r0, y0), min(r1, y0 + layout.tile_height)
+    xa, xb = max(c0, x0), min(c1, x0 + layout.tile_width)
+    part = tile[ya - y0 : yb - y0, xa - x0 : xb - x0]
+    dst = (slice(ya - r0, yb - r0), slice(xa - c0, xb - c0))
+    for j, band in enumerate(indexes):
+        if layout.planar:
+            if band - 1 == plane:
+                out[(j, *dst)] = part[..., 0]
+        else:
+            out[(j, *dst)] = part[..., band - 1]
