@@ -15,12 +15,12 @@ from typing import Protocol
 
 from pyr.io.gdal.env import is_secret
 
-__all__ = ["LocalFile", "Source", "http_url", "merge_ranges", "open_source"]
+__all__ = ["FetchError", "LocalFile", "Source", "http_url", "merge_ranges", "open_source"]
 
 #: Two ranges closer than this are fetched as one request (the bytes between are read and dropped).
 MERGE_GAP = 16384
 #: A merged request never grows past this: a whole file in one request is slow under a per-connection cap.
-MAX_REQUEST = 4 * 2**20
+MAX_REQUEST = 2**20
 
 # GDAL options that change who may read a URL or how it is reached: the native path leaves such reads to GDAL.
 _HTTP_DECLINES = (
@@ -34,14 +34,11 @@ _HTTP_DECLINES = (
     "GDAL_HTTP_PROXY",
     "GDAL_HTTPS_PROXY",
     "GDAL_HTTP_PROXYUSERPWD",
-    "GDAL_HTTP_UNSAFESSL",
     "GDAL_HTTP_SSL_VERIFYSTATUS",
     "GDAL_HTTP_USE_CAPI_STORE",
-    "GDAL_CURL_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "SSL_CERT_FILE",
     "GDAL_HTTP_CAPATH",
-    "GDAL_HTTP_CLIENT_CERT",
+    "GDAL_HTTP_SSLCERT",
+    "GDAL_HTTP_SSLKEY",
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "http_proxy",
@@ -49,6 +46,10 @@ _HTTP_DECLINES = (
     "CPL_VSIL_CURL_USE_HEAD",
     "CPL_VSIL_CURL_NON_CACHED",
 )
+
+
+class FetchError(Exception):
+    """A network fetch failed for good (after its retries); ``str`` is the reason, without secrets."""
 
 
 class Source(Protocol):
@@ -98,8 +99,9 @@ def http_url(path: str, env: Mapping[str, str] | None) -> str | None:
     """The URL of a ``/vsicurl/http(s)://`` GDAL path the native fetcher may read, else ``None``.
 
     ``None`` too when ``env`` or the process environment sets options that
-    change who may read the URL or how it is reached (headers, auth, proxies,
-    TLS settings): GDAL reads those.
+    change who may read the URL or how it is reached (headers, auth, cookies,
+    proxies, client certificates): GDAL reads those. (CA bundles and
+    ``GDAL_HTTP_UNSAFESSL`` are honoured by :mod:`pyr.io.cog.http`.)
     """
     if not path.startswith(("/vsicurl/http://", "/vsicurl/https://")):
         return None
@@ -123,14 +125,20 @@ def open_source(path: str, name: str, env: Mapping[str, str] | None) -> Iterator
         finally:
             local.close()
         return
-    yield None
+    url = http_url(path, env)
+    if url is None:
+        yield None
+        return
+    from pyr.io.cog.http import HttpSource
+
+    yield HttpSource(url, name, env)
 
 
 def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int, list[int]]]:
     """Requests covering ``ranges``: ``(offset, size, [index of each range served])``.
 
     Ranges closer than :data:`MERGE_GAP` share one request unless it would
-    grow past :data:`MAX_REQUEST`.
+    grow past :data:`MAX_REQUEST` (a range larger than that is one request).
 
     >>> merge_ranges([(100, 10), (0, 50), (50, 50)])
     [(0, 110, [1, 2, 0])]

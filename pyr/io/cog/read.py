@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from pyr.errors import ReadError
 from pyr.io.cog.decode import codecs_available, decode_tile
-from pyr.io.cog.fetch import Source, open_source
+from pyr.io.cog.fetch import FetchError, Source, open_source
 from pyr.io.cog.layout import Layout, parse
 from pyr.io.gdal.sources import SourceSpec
 
@@ -105,6 +106,21 @@ def read_native(
     """
     if not enabled():
         return None
+    r0, r1, c0, c1 = window
+    try:
+        return _read(spec, indexes, window, header_of)
+    except FetchError as err:
+        why = str(err)
+    # raised outside the handler: no exception chain (distributed pickles it with the error)
+    raise ReadError(f"Cannot read {spec.name!r} (rows {r0}:{r1}, cols {c0}:{c1}): {why}")
+
+
+def _read(
+    spec: SourceSpec,
+    indexes: tuple[int, ...],
+    window: tuple[int, int, int, int],
+    header_of: Callable[[SourceSpec], Any],
+) -> tuple[np.ndarray, Any] | None:
     with open_source(spec.path, spec.name, spec.env) as source:
         if source is None:
             return None
@@ -122,7 +138,7 @@ def read_native(
         if any(size == 0 for _, size in ranges):
             return None  # a sparse tile: GDAL fills it
         try:
-            datas = source.read_many(ranges)  # a network failure is a ReadError naming the URL
+            datas = source.read_many(ranges)  # a network failure is a FetchError
         except OSError:
             return None  # a local read error: GDAL reads the window and reports it
         out = np.empty((len(indexes), r1 - r0, c1 - c0), dtype=layout.dtype)
