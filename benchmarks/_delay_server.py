@@ -134,6 +134,11 @@ def _handler(root: str, delay: float, rate: float, stats: _Stats) -> type[BaseHT
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # the listen backlog: many clients connect at once (the default 5 drops SYNs)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve ``root`` until killed."""
     parser = argparse.ArgumentParser()
@@ -141,9 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--rate", type=float, default=0.0, help="bytes/s per connection (0: no cap)")
     args = parser.parse_args(argv)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(args.root, args.delay, args.rate, _Stats()))
-    server.daemon_threads = True
-    server.request_queue_size = 256
+    server = _Server(("127.0.0.1", 0), _handler(args.root, args.delay, args.rate, _Stats()))
     print(f"PORT {server.server_address[1]}", flush=True)
     server.serve_forever()
 

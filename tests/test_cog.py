@@ -227,9 +227,10 @@ def test_sparse_tiles_decline(tmp_path):
 
 
 def test_merge_ranges_never_makes_one_huge_request():
-    ranges = [(i * 1_000_000, 1_000_000) for i in range(20)]
+    ranges = [(i * 300_000, 300_000) for i in range(20)]  # 6 MB of adjacent tiles
     merged = merge_ranges(ranges)
     assert sorted(i for _, _, members in merged for i in members) == list(range(20))
-    assert all(size <= 4 * 2**20 for _, size, _ in merged)
-    assert len(merged) == 5
+    assert all(size <= 2**20 for _, size, _ in merged)
+    assert len(merged) == 7  # three tiles (900 KB) a request
+    assert len(merge_ranges([(i * 2_000_000, 2_000_000) for i in range(3)])) == 3  # a big tile is one request
     assert merge_ranges([(0, 10), (10 + 20000, 10)]) == [(0, 10, [0]), (20010, 10, [1])]

@@ -34,7 +34,13 @@ pytest.importorskip("aiohttp")
 ENV = cloud_env(**FAST)
 
 
-def test_http_reads_go_native_one_merged_request_per_full_width_chunk(http_server, cog):
+@pytest.fixture
+def no_read_ahead():
+    with dask.config.set({"pyr.read-ahead": 0}):
+        yield
+
+
+def test_http_reads_go_native_one_merged_request_per_full_width_chunk(http_server, cog, no_read_ahead):
     path, data = cog
     name, url = serve(http_server, path)
     r = pyr.read(url, chunks=(256, 1024), env=ENV)
@@ -58,13 +64,14 @@ def slow_server(tmp_path_factory):
     """The benchmarks' delay server (own process): 0.1 s before each answer, counting requests in flight."""
     root = tmp_path_factory.mktemp("slow")
     write_cog(root / "wide.tif", cog_array((1024, 1024), seed=3), block=256)
+    write_cog(root / "ahead.tif", cog_array((1024, 1024), seed=4), block=256)
     base, proc = _delay_server.start(root, delay=0.1)
     yield base, root
     proc.kill()
     proc.wait()
 
 
-def test_a_chunks_tiles_are_in_flight_together_on_one_thread(slow_server):
+def test_a_chunks_tiles_are_in_flight_together_on_one_thread(slow_server, no_read_ahead):
     base, root = slow_server
     url = f"{base}/wide.tif"
     r = pyr.read(url, chunks=(1024, 256), env=ENV)  # a column of 4 tiles: 4 ranges, not adjacent in the file
@@ -73,6 +80,19 @@ def test_a_chunks_tiles_are_in_flight_together_on_one_thread(slow_server):
     stats = _delay_server.stats(base, reset=True)
     assert stats["max_in_flight"] >= 4, stats  # one thread, yet a chunk's 4 requests overlapped
     np.testing.assert_array_equal(out, pyr.read(root / "wide.tif").data)
+
+
+def test_next_chunks_are_fetched_ahead_each_tile_once(slow_server):
+    base, root = slow_server
+    r = pyr.read(f"{base}/ahead.tif", chunks=(256, 1024), env=ENV)  # a row of 4 tiles: one request a chunk
+    _delay_server.stats(base, reset=True)
+    out = r.data.compute(scheduler="sync")
+    stats = _delay_server.stats(base, reset=True)
+    assert stats["max_in_flight"] >= 2, stats  # one thread, yet the next chunks' requests overlapped
+    assert stats["requests"] <= 1 + 4  # the layout, then each row of tiles once (ahead or on demand, never both)
+    tiles = sum(size for (i, _), (_, size) in tile_ranges(root / "ahead.tif").items() if i < 4)
+    assert stats["bytes"] <= tiles + 65536 + 1024
+    np.testing.assert_array_equal(out, pyr.read(root / "ahead.tif").data)
 
 
 def test_requests_in_flight_is_capped_by_dask_config(slow_server):
@@ -86,7 +106,7 @@ def test_requests_in_flight_is_capped_by_dask_config(slow_server):
     assert stats["requests"] >= 16  # 4 chunks x 4 tiles
 
 
-def test_5xx_and_resets_during_a_chunk_read_are_retried(http_server, cog):
+def test_5xx_and_resets_during_a_chunk_read_are_retried(http_server, cog, no_read_ahead):
     path, data = cog
     name, url = serve(http_server, path)
     r = pyr.read(url, chunks=(256, 1024), env=ENV)  # GDAL_HTTP_MAX_RETRY=3, small delay
@@ -114,7 +134,7 @@ def test_a_failed_chunk_names_url_and_window_never_the_credentials(http_server, 
 
 
 @pytest.mark.timeout(60)
-def test_a_stalled_chunk_read_times_out_as_gdal_http_timeout_says(http_server, cog):
+def test_a_stalled_chunk_read_times_out_as_gdal_http_timeout_says(http_server, cog, no_read_ahead):
     path, _ = cog
     name, url = serve(http_server, path)
     env = cloud_env(**{**FAST, "GDAL_HTTP_MAX_RETRY": "0", "GDAL_HTTP_TIMEOUT": "2", "GDAL_HTTP_LOW_SPEED_TIME": "1"})

@@ -56,13 +56,14 @@ class Source(Protocol):
     """Bytes of one file."""
 
     name: str
+    remote: bool  # whether fetching ahead pays (network latency)
 
     def read_at(self, offset: int, size: int) -> bytes:
         """``size`` bytes at ``offset`` (fewer only at the end of the file)."""
         ...
 
-    def read_many(self, ranges: list[tuple[int, int]]) -> list[bytes]:
-        """The bytes of each ``(offset, size)`` range, in order."""
+    def read_many(self, ranges: list[tuple[int, int]], ahead: list[tuple[int, int]] | None = None) -> list[bytes]:
+        """The bytes of each ``(offset, size)`` range, in order; ``ahead`` ranges may be fetched ahead."""
         ...
 
     def stamp(self) -> tuple[int, ...] | None:
@@ -73,6 +74,8 @@ class Source(Protocol):
 class LocalFile:
     """A local file, read with ``os.pread`` on a descriptor held for one read."""
 
+    remote = False
+
     def __init__(self, path: str, name: str) -> None:
         self.name = name
         self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -81,8 +84,8 @@ class LocalFile:
         """``size`` bytes at ``offset``."""
         return os.pread(self.fd, size, offset)
 
-    def read_many(self, ranges: list[tuple[int, int]]) -> list[bytes]:
-        """Each range, one ``pread`` each."""
+    def read_many(self, ranges: list[tuple[int, int]], ahead: list[tuple[int, int]] | None = None) -> list[bytes]:
+        """Each range, one ``pread`` each (nothing is read ahead: the OS does)."""
         return [os.pread(self.fd, size, offset) for offset, size in ranges]
 
     def stamp(self) -> tuple[int, ...]:

@@ -22,11 +22,16 @@ whose reason names the URL without its query string or credentials.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import functools
 import os
 import sys
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
+from concurrent.futures import Future
 from typing import Any
 
 import attrs
@@ -35,7 +40,7 @@ from pyr.io.cog.fetch import FetchError, merge_ranges
 from pyr.io.gdal.env import NETWORK_DEFAULTS
 from pyr.io.gdal.messages import sanitize
 
-__all__ = ["DEFAULT_IN_FLIGHT", "HttpSource", "in_flight"]
+__all__ = ["DEFAULT_IN_FLIGHT", "HttpSource", "in_flight", "read_ahead"]
 
 #: Requests in flight per process unless dask config ``pyr.requests-in-flight`` says otherwise.
 DEFAULT_IN_FLIGHT = 32
@@ -53,6 +58,21 @@ def in_flight() -> int:
         return max(1, int(value))
     except (TypeError, ValueError):
         return DEFAULT_IN_FLIGHT
+
+
+def read_ahead() -> int:
+    """Tile ranges a chunk read fetches ahead: dask config ``pyr.read-ahead`` (default in-flight / 4, >= 4)."""
+    value: Any = None
+    if "dask" in sys.modules:
+        import dask
+
+        value = dask.config.get("pyr.read-ahead", None)
+    if value is None:
+        return max(4, in_flight() // 4)
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return max(4, in_flight() // 4)
 
 
 @attrs.frozen
@@ -169,17 +189,70 @@ def _the_client() -> _Client:
         return _client
 
 
+@atexit.register
+def _close_at_exit() -> None:
+    client = _client
+    if client is not None and _pid == os.getpid() and client.session is not None:
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(client.session.close(), client.loop).result(timeout=2)
+
+
 def _after_fork_in_child() -> None:
-    global _lock, _client
+    global _lock, _client, _ahead
     _lock = threading.Lock()
     _client = None
+    _ahead = _Ahead()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+class _Ahead:
+    """Tile ranges fetched ahead of the tasks that will ask for them, in this process.
+
+    At most ``2 x pyr.requests-in-flight`` ranges are held at once; a range
+    nobody took within :data:`AHEAD_SECONDS` is dropped. A range a task has
+    taken is not fetched ahead again.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pending: OrderedDict[tuple[str, int, int], tuple[Future[bytes], int, float]] = OrderedDict()
+        self.taken: OrderedDict[tuple[str, int, int], None] = OrderedDict()
+
+    def take(self, key: tuple[str, int, int]) -> tuple[Future[bytes], int] | None:
+        with self.lock:
+            hit = self.pending.pop(key, None)
+            self.taken[key] = None
+            while len(self.taken) > 4096:
+                self.taken.popitem(last=False)
+        return None if hit is None else hit[:2]
+
+    def room(self, keys: list[tuple[str, int, int]], cap: int) -> list[tuple[str, int, int]]:
+        """The ``keys`` to fetch ahead now: neither held nor taken, as many as there is room for."""
+        now = time.monotonic()
+        with self.lock:
+            while self.pending and next(iter(self.pending.values()))[2] < now - AHEAD_SECONDS:
+                _, (fut, _, _) = self.pending.popitem(last=False)
+                fut.cancel()
+            free = cap - len(self.pending)
+            return [k for k in keys if k not in self.pending and k not in self.taken][: max(free, 0)]
+
+    def hold(self, keys: list[tuple[str, int, int]], fut: Future[bytes], start: int) -> None:
+        with self.lock:
+            for key in keys:
+                self.pending[key] = (fut, start, time.monotonic())
+
+
+#: A range fetched ahead and not taken for this long is dropped.
+AHEAD_SECONDS = 30.0
+_ahead = _Ahead()
+
+
 class HttpSource:
     """One URL, read with concurrent range requests through the process's client."""
+
+    remote = True
 
     def __init__(self, url: str, name: str, env: Mapping[str, str] | None) -> None:
         self.url = url
@@ -190,25 +263,54 @@ class HttpSource:
         """``size`` bytes at ``offset`` (fewer at the end of the file)."""
         return self.read_many([(offset, size)])[0]
 
-    def read_many(self, ranges: list[tuple[int, int]]) -> list[bytes]:
-        """Each range; the requests (adjacent ranges merged) all in flight at once."""
-        requests = merge_ranges(ranges)
-        client = _the_client()
-        limit = in_flight()
+    def _submit(self, client: _Client, start: int, size: int, limit: int) -> Future[bytes]:
+        return asyncio.run_coroutine_threadsafe(client.get(self.url, start, size, self.policy, limit), client.loop)
 
-        async def gather() -> list[bytes]:
-            return await asyncio.gather(*(client.get(self.url, o, s, self.policy, limit) for o, s, _ in requests))
-
+    def _wait(self, fut: Future[bytes]) -> bytes:
         try:
-            bodies = asyncio.run_coroutine_threadsafe(gather(), client.loop).result()
+            return fut.result()
         except FetchError as err:
             raise FetchError(sanitize(str(err).replace(self.url, self.name))) from None
+
+    def read_many(self, ranges: list[tuple[int, int]], ahead: list[tuple[int, int]] | None = None) -> list[bytes]:
+        """Each range; the requests (adjacent ranges merged) all in flight at once.
+
+        Ranges fetched ahead by an earlier call are taken from there. The
+        ``ahead`` ranges (the tiles of the chunks likely read next) are then
+        requested too, without waiting for them, as far as there is room.
+        """
+        client = _the_client()
+        limit = in_flight()
+        held = {i: _ahead.take((self.url, *r)) for i, r in enumerate(ranges)}
+        missing = [i for i, hit in held.items() if hit is None]
+        own = [
+            (self._submit(client, start, size, limit), start, [missing[m] for m in members])
+            for start, size, members in merge_ranges([ranges[i] for i in missing])
+        ]
+        if ahead:
+            self._fetch_ahead(client, ahead, limit)
         out: list[bytes] = [b""] * len(ranges)
-        for (start, _, members), body in zip(requests, bodies, strict=True):
+        for fut, start, members in own:
+            body = self._wait(fut)
             for i in members:
                 offset, size = ranges[i]
                 out[i] = body[offset - start : offset - start + size]
+        for i, hit in held.items():
+            if hit is None:
+                continue
+            offset, size = ranges[i]
+            try:
+                body, start = hit[0].result(), hit[1]
+            except Exception:  # failed or dropped: fetch it now, with this task's retries and messages
+                body, start = self._wait(self._submit(client, offset, size, limit)), offset
+            out[i] = body[offset - start : offset - start + size]
         return out
+
+    def _fetch_ahead(self, client: _Client, ranges: list[tuple[int, int]], limit: int) -> None:
+        keys = _ahead.room([(self.url, *r) for r in ranges], 2 * limit)
+        chosen = [(k[1], k[2]) for k in keys]
+        for start, size, members in merge_ranges(chosen):
+            _ahead.hold([keys[m] for m in members], self._submit(client, start, size, limit), start)
 
     def stamp(self) -> None:
         """Unknown for a URL (``None``)."""

@@ -31,6 +31,7 @@ _OFF = ("0", "false", "no", "off")
 
 _lock = threading.Lock()
 _cache: OrderedDict[tuple[Any, ...], tuple[Layout, Any] | None] = OrderedDict()
+_last: OrderedDict[tuple[Any, ...], int] = OrderedDict()  # the last chunk read of a source, by chunk size
 _available: bool | None = None
 
 
@@ -137,8 +138,9 @@ def _read(
         ranges = [(int(layout.offsets[k]), int(layout.counts[k])) for _, _, _, k in tiles]
         if any(size == 0 for _, size in ranges):
             return None  # a sparse tile: GDAL fills it
+        ahead = _ahead(layout, indexes, window, spec.key()) if source.remote else None
         try:
-            datas = source.read_many(ranges)  # a network failure is a FetchError
+            datas = source.read_many(ranges, ahead)  # a network failure is a FetchError
         except OSError:
             return None  # a local read error: GDAL reads the window and reports it
         out = np.empty((len(indexes), r1 - r0, c1 - c0), dtype=layout.dtype)
@@ -151,6 +153,44 @@ def _read(
                 return None  # a corrupt tile: GDAL reads the window and reports it
             _place(out, tile, layout, indexes, plane, ty, tx, window)
         return out, header
+
+
+def _ahead(
+    layout: Layout, indexes: tuple[int, ...], window: tuple[int, int, int, int], key: tuple[Any, ...]
+) -> list[tuple[int, int]]:
+    """Tile ranges of the windows likely read next: the same size, on along the rows in the order seen so far.
+
+    Only for a window on a grid of its own size (a chunk of a lazy read):
+    the chunks after it in row-major order, or before it when the previous
+    chunk of this source read in the process came after it (schedulers run
+    chunks in either order); at most :func:`pyr.io.cog.http.read_ahead` ranges.
+    """
+    from pyr.io.cog.http import read_ahead
+
+    r0, r1, c0, c1 = window
+    h, w = r1 - r0, c1 - c0
+    want = read_ahead()
+    if r0 % h or c0 % w or not want:
+        return []
+    across = -(-layout.width // w)
+    here = (r0 // h) * across + c0 // w
+    last_key = (*key, h, w)
+    with _lock:
+        last = _last.get(last_key)
+        _last[last_key] = here
+        _last.move_to_end(last_key)
+        while len(_last) > _CACHE_SIZE:
+            _last.popitem(last=False)
+    step = -1 if last is not None and last > here else 1
+    count = -(-layout.height // h) * across
+    out: list[tuple[int, int]] = []
+    i = here + step
+    while len(out) < want and 0 <= i < count:
+        r, c = (i // across) * h, (i % across) * w
+        nxt = (r, min(r + h, layout.height), c, min(c + w, layout.width))
+        out += [(int(layout.offsets[k]), int(layout.counts[k])) for *_, k in _tiles(layout, indexes, nxt)]
+        i += step
+    return [rng for rng in out[:want] if rng[1] > 0]
 
 
 def _tiles(layout: Layout, indexes: tuple[int, ...], window: tuple[int, int, int, int]) -> list[tuple[int, ...]]:
