@@ -207,41 +207,68 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+class _Held:
+    """One range fetched ahead: the body of its request once it is in, and where that request starts."""
+
+    __slots__ = ("future", "since", "start")
+
+    def __init__(self) -> None:
+        self.future: Future[bytes] = Future()
+        self.start = -1
+        self.since = time.monotonic()
+
+    def follow(self, request: Future[bytes], start: int) -> None:
+        """Take the outcome of ``request`` (a request starting at ``start``) when it is in."""
+        self.start = start
+
+        def done(fut: Future[bytes]) -> None:
+            if fut.cancelled():
+                self.future.cancel()
+            elif fut.exception() is not None:
+                self.future.set_exception(fut.exception())
+            else:
+                self.future.set_result(fut.result())
+
+        request.add_done_callback(done)
+
+
 class _Ahead:
     """Tile ranges fetched ahead of the tasks that will ask for them, in this process.
 
     At most ``2 x pyr.requests-in-flight`` ranges are held at once; a range
     nobody took within :data:`AHEAD_SECONDS` is dropped. A range a task has
-    taken is not fetched ahead again.
+    taken is not fetched ahead again, and a range is reserved (held) before
+    its request goes out, so no range is ever fetched twice.
     """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.pending: OrderedDict[tuple[str, int, int], tuple[Future[bytes], int, float]] = OrderedDict()
+        self.pending: OrderedDict[tuple[str, int, int], _Held] = OrderedDict()
         self.taken: OrderedDict[tuple[str, int, int], None] = OrderedDict()
 
-    def take(self, key: tuple[str, int, int]) -> tuple[Future[bytes], int] | None:
+    def take(self, key: tuple[str, int, int]) -> _Held | None:
+        """The held range ``key`` (``None`` if not held); from now on it is never fetched ahead."""
         with self.lock:
             hit = self.pending.pop(key, None)
             self.taken[key] = None
             while len(self.taken) > 4096:
                 self.taken.popitem(last=False)
-        return None if hit is None else hit[:2]
+        return hit
 
-    def room(self, keys: list[tuple[str, int, int]], cap: int) -> list[tuple[str, int, int]]:
-        """The ``keys`` to fetch ahead now: neither held nor taken, as many as there is room for."""
+    def reserve(
+        self, keys: list[tuple[str, int, int]], want: int, cap: int
+    ) -> list[tuple[tuple[str, int, int], _Held]]:
+        """Hold the first ``want`` of ``keys`` neither held nor taken, as many as there is room for under ``cap``."""
         now = time.monotonic()
         with self.lock:
-            while self.pending and next(iter(self.pending.values()))[2] < now - AHEAD_SECONDS:
-                _, (fut, _, _) = self.pending.popitem(last=False)
-                fut.cancel()
-            free = cap - len(self.pending)
-            return [k for k in keys if k not in self.pending and k not in self.taken][: max(free, 0)]
-
-    def hold(self, keys: list[tuple[str, int, int]], fut: Future[bytes], start: int) -> None:
-        with self.lock:
-            for key in keys:
-                self.pending[key] = (fut, start, time.monotonic())
+            while self.pending and next(iter(self.pending.values())).since < now - AHEAD_SECONDS:
+                _, old = self.pending.popitem(last=False)
+                old.future.cancel()
+            free = max(0, min(want, cap - len(self.pending)))
+            chosen = [k for k in keys if k not in self.pending and k not in self.taken][:free]
+            out = [(k, _Held()) for k in chosen]
+            self.pending.update(out)
+        return out
 
 
 #: A range fetched ahead and not taken for this long is dropped.
@@ -300,17 +327,18 @@ class HttpSource:
                 continue
             offset, size = ranges[i]
             try:
-                body, start = hit[0].result(), hit[1]
+                body, start = hit.future.result(), hit.start
             except Exception:  # failed or dropped: fetch it now, with this task's retries and messages
                 body, start = self._wait(self._submit(client, offset, size, limit)), offset
             out[i] = body[offset - start : offset - start + size]
         return out
 
     def _fetch_ahead(self, client: _Client, ranges: list[tuple[int, int]], limit: int) -> None:
-        keys = _ahead.room([(self.url, *r) for r in ranges], 2 * limit)
-        chosen = [(k[1], k[2]) for k in keys]
-        for start, size, members in merge_ranges(chosen):
-            _ahead.hold([keys[m] for m in members], self._submit(client, start, size, limit), start)
+        held = _ahead.reserve([(self.url, *r) for r in ranges], read_ahead(), 2 * limit)
+        for start, size, members in merge_ranges([(k[1], k[2]) for k, _ in held]):
+            request = self._submit(client, start, size, limit)
+            for m in members:
+                held[m][1].follow(request, start)
 
     def stamp(self) -> None:
         """Unknown for a URL (``None``)."""

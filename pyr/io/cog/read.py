@@ -31,7 +31,6 @@ _OFF = ("0", "false", "no", "off")
 
 _lock = threading.Lock()
 _cache: OrderedDict[tuple[Any, ...], tuple[Layout, Any] | None] = OrderedDict()
-_last: OrderedDict[tuple[Any, ...], int] = OrderedDict()  # the last chunk read of a source, by chunk size
 _available: bool | None = None
 
 
@@ -138,7 +137,7 @@ def _read(
         ranges = [(int(layout.offsets[k]), int(layout.counts[k])) for _, _, _, k in tiles]
         if any(size == 0 for _, size in ranges):
             return None  # a sparse tile: GDAL fills it
-        ahead = _ahead(layout, indexes, window, spec.key()) if source.remote else None
+        ahead = _ahead(layout, indexes, window) if source.remote else None
         try:
             datas = source.read_many(ranges, ahead)  # a network failure is a FetchError
         except OSError:
@@ -155,41 +154,38 @@ def _read(
         return out, header
 
 
-def _ahead(
-    layout: Layout, indexes: tuple[int, ...], window: tuple[int, int, int, int], key: tuple[Any, ...]
-) -> list[tuple[int, int]]:
-    """Tile ranges of the windows likely read next: the same size, on along the rows in the order seen so far.
+def _ahead(layout: Layout, indexes: tuple[int, ...], window: tuple[int, int, int, int]) -> list[tuple[int, int]]:
+    """Tile ranges of the chunks likely read next, nearest first: rings of same-size windows around this one.
 
-    Only for a window on a grid of its own size (a chunk of a lazy read):
-    the chunks after it in row-major order, or before it when the previous
-    chunk of this source read in the process came after it (schedulers run
-    chunks in either order); at most :func:`pyr.io.cog.http.read_ahead` ranges.
+    Only for a window on a grid of its own size (a chunk of a lazy read).
+    Schedulers walk chunks row by row or block by block (dask's reductions
+    go in 2 x 2 blocks), so the nearest chunks not read yet are the likely
+    next ones, whatever the order; the fetcher skips ranges already taken.
+    Three times :func:`pyr.io.cog.http.read_ahead` candidates at most.
     """
     from pyr.io.cog.http import read_ahead
 
     r0, r1, c0, c1 = window
     h, w = r1 - r0, c1 - c0
-    want = read_ahead()
+    want = 3 * read_ahead()
     if r0 % h or c0 % w or not want:
         return []
-    across = -(-layout.width // w)
-    here = (r0 // h) * across + c0 // w
-    last_key = (*key, h, w)
-    with _lock:
-        last = _last.get(last_key)
-        _last[last_key] = here
-        _last.move_to_end(last_key)
-        while len(_last) > _CACHE_SIZE:
-            _last.popitem(last=False)
-    step = -1 if last is not None and last > here else 1
-    count = -(-layout.height // h) * across
+    i0, j0 = r0 // h, c0 // w
+    rows, cols = -(-layout.height // h), -(-layout.width // w)
     out: list[tuple[int, int]] = []
-    i = here + step
-    while len(out) < want and 0 <= i < count:
-        r, c = (i // across) * h, (i % across) * w
-        nxt = (r, min(r + h, layout.height), c, min(c + w, layout.width))
-        out += [(int(layout.offsets[k]), int(layout.counts[k])) for *_, k in _tiles(layout, indexes, nxt)]
-        i += step
+    for d in range(1, max(rows, cols)):
+        ring = [
+            (i, j)
+            for i in range(max(0, i0 - d), min(rows, i0 + d + 1))
+            for j in range(max(0, j0 - d), min(cols, j0 + d + 1))
+            if max(abs(i - i0), abs(j - j0)) == d
+        ]
+        ring.sort(key=lambda ij: abs(ij[0] - i0) + abs(ij[1] - j0))
+        for i, j in ring:
+            nxt = (i * h, min((i + 1) * h, layout.height), j * w, min((j + 1) * w, layout.width))
+            out += [(int(layout.offsets[k]), int(layout.counts[k])) for *_, k in _tiles(layout, indexes, nxt)]
+        if len(out) >= want:
+            break
     return [rng for rng in out[:want] if rng[1] > 0]
 
 
