@@ -1,11 +1,12 @@
 """Reads over HTTP with a delay per request: one full-size band and a ten-date cube mean.
 
-``python -m benchmarks.http_latency [--delays 0 0.04] [--rate 50e6] [--impls ...] [--repeat 2]``
+``python -m benchmarks.http_latency [--servers 0:0 0.04:0 0.04:50e6] [--impls ...] [--repeat 2]``
 
 The server (``benchmarks._delay_server``) runs in its own process, waits
 ``delay`` seconds before answering each request (S3's first-byte latency is
-20-60 ms), optionally caps each connection's bandwidth, and counts the
-requests waiting at once. Every run is a fresh Python process (no cache
+20-60 ms), optionally caps each connection's bandwidth (``--servers
+DELAY:RATE``, RATE in bytes/s, 0 for none), and counts the requests waiting
+at once. Every run is a fresh Python process (no cache
 carries over), on dask's threaded scheduler with its default 2 threads here:
 
 * ``band``: ``pyr.read(url, chunks="auto")`` of one 10980 x 10980 uint16 COG
@@ -123,8 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=10980, help="side of the one-band COG")
     p.add_argument("--cube-size", type=int, default=4096)
     p.add_argument("--dates", type=int, default=10)
-    p.add_argument("--delays", type=float, nargs="+", default=[0.0, 0.04])
-    p.add_argument("--rate", type=float, default=0.0, help="bytes/s per connection (0: none)")
+    p.add_argument(
+        "--servers",
+        nargs="+",
+        default=["0:0", "0.04:0", "0.04:50e6"],
+        help="DELAY:RATE pairs: seconds before each answer, bytes/s per connection (0: no cap)",
+    )
     p.add_argument("--pipelines", nargs="+", default=["band", "cube"], choices=["band", "cube"])
     p.add_argument("--impls", nargs="+", default=list(IMPLS))
     p.add_argument("--repeat", type=int, default=2)
@@ -139,10 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks._data import CACHE, series
 
     band = series(size=args.size, dates=args.dates)[0][:1]
-    cube = series(size=args.cube_size, dates=args.dates)[0]
+    cube = series(size=min(args.cube_size, args.size), dates=args.dates)[0]
     impls = [i for i in args.impls if i != "async-geotiff" or _has("async_geotiff")]
-    for delay in args.delays:
-        base, proc = _delay_server.start(CACHE, delay=delay, rate=args.rate)
+    for server in args.servers:
+        delay, rate = (float(x) for x in server.split(":"))
+        base, proc = _delay_server.start(CACHE, delay=delay, rate=rate)
         try:
             for pipeline in args.pipelines:
                 paths = band if pipeline == "band" else cube
@@ -158,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                             pipeline=pipeline,
                             impl=impl,
                             delay=delay,
-                            rate=args.rate,
+                            rate=rate,
                             repeat=r,
                             requests=served["requests"],
                             max_in_flight=served["max_in_flight"],
