@@ -29,11 +29,12 @@ def codecs_available() -> bool | None:
     return True
 
 
-def decode_tile(layout: Layout, data: bytes) -> np.ndarray:
+def decode_tile(layout: Layout, data: bytes, into: np.ndarray | None = None) -> np.ndarray:
     """One tile's pixels, ``(tile_height, tile_width, samples)`` (one sample per planar tile).
 
-    Raises ``ValueError`` (or imagecodecs' error) when the bytes do not
-    decode to exactly one tile.
+    ``into``, a C-contiguous array of the tile's size and dtype, receives the
+    pixels (no copy) and is returned reshaped. Raises ``ValueError`` (or
+    imagecodecs' error) when the bytes do not decode to exactly one tile.
     """
     import imagecodecs
 
@@ -41,13 +42,12 @@ def decode_tile(layout: Layout, data: bytes) -> np.ndarray:
     dtype = np.dtype(layout.dtype)
     shape = (layout.tile_height, layout.tile_width, samples)
     nbytes = shape[0] * shape[1] * samples * dtype.itemsize
-    buf: Any
+    buf: Any = np.empty(nbytes, np.uint8) if into is None else into.reshape(-1).view(np.uint8)
     if layout.codec == "none":
         if len(data) < nbytes:
             raise ValueError(f"{len(data)} bytes for a tile of {nbytes}")
-        buf = np.frombuffer(data, np.uint8, nbytes).copy()
+        buf[:] = np.frombuffer(data, np.uint8, nbytes)
     else:
-        buf = np.empty(nbytes, np.uint8)
         codec = imagecodecs.deflate_decode if layout.codec == "deflate" else imagecodecs.zstd_decode
         got = codec(data, out=buf)
         if len(got) != nbytes:
@@ -58,6 +58,9 @@ def decode_tile(layout: Layout, data: bytes) -> np.ndarray:
         imagecodecs.delta_decode(ints, axis=-2, out=ints)
         return ints.view(dtype)
     if layout.predictor == 3:
-        return np.asarray(imagecodecs.floatpred_decode(buf.view(dtype).reshape(shape), axis=-2))
+        coded = buf.view(dtype).reshape(shape)
+        if into is None:
+            return np.asarray(imagecodecs.floatpred_decode(coded, axis=-2))
+        return np.asarray(imagecodecs.floatpred_decode(coded.copy(), axis=-2, out=coded))
     out: np.ndarray = buf.view(dtype).reshape(shape)
     return out

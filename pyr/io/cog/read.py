@@ -146,12 +146,36 @@ def _read(
         for (plane, ty, tx, k), data in zip(tiles, datas, strict=True):
             if len(data) < int(layout.counts[k]):
                 return None  # a truncated file: GDAL reads the window and reports it
+            into = _whole(out, layout, indexes, plane, ty, tx, window)
             try:
-                tile = decode_tile(layout, data)
+                tile = decode_tile(layout, data, into)
             except Exception:  # imagecodecs raises its own error types
                 return None  # a corrupt tile: GDAL reads the window and reports it
-            _place(out, tile, layout, indexes, plane, ty, tx, window)
+            if into is None:
+                _place(out, tile, layout, indexes, plane, ty, tx, window)
         return out, header
+
+
+def _whole(
+    out: np.ndarray,
+    layout: Layout,
+    indexes: tuple[int, ...],
+    plane: int,
+    ty: int,
+    tx: int,
+    window: tuple[int, int, int, int],
+) -> np.ndarray | None:
+    """The part of ``out`` a whole tile fills as one contiguous block (decoded in place), else ``None``.
+
+    That is a tile of the window's full width and inside its rows, of the
+    window's only band.
+    """
+    r0, r1, c0, c1 = window
+    y0, x0 = ty * layout.tile_height, tx * layout.tile_width
+    single = len(indexes) == 1 and (indexes[0] - 1 == plane if layout.planar else layout.samples == 1)
+    if not single or x0 != c0 or x0 + layout.tile_width != c1 or y0 + layout.tile_height > r1:
+        return None
+    return out[0, y0 - r0 : y0 - r0 + layout.tile_height]
 
 
 def _ahead(layout: Layout, indexes: tuple[int, ...], window: tuple[int, int, int, int]) -> list[tuple[int, int]]:
