@@ -70,6 +70,10 @@ class Source(Protocol):
         """Identity of the content (local files: inode, size, mtime); ``None`` when unknown."""
         ...
 
+    def warm(self, offset: int, size: int) -> None:
+        """Start fetching ``read_at(offset, size)`` now (where that pays), without waiting."""
+        ...
+
 
 class LocalFile:
     """A local file, read with ``os.pread`` on a descriptor held for one read."""
@@ -87,6 +91,9 @@ class LocalFile:
     def read_many(self, ranges: list[tuple[int, int]], ahead: list[tuple[int, int]] | None = None) -> list[bytes]:
         """Each range, one ``pread`` each (nothing is read ahead: the OS does)."""
         return [os.pread(self.fd, size, offset) for offset, size in ranges]
+
+    def warm(self, offset: int, size: int) -> None:
+        """Nothing: a local read is not worth starting early."""
 
     def stamp(self) -> tuple[int, ...]:
         """(inode, size, mtime) of the open file."""

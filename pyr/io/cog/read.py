@@ -21,7 +21,7 @@ import numpy as np
 from pyr.errors import ReadError
 from pyr.io.cog.decode import codecs_available, decode_tile
 from pyr.io.cog.fetch import FetchError, Source, open_source
-from pyr.io.cog.layout import Layout, parse
+from pyr.io.cog.layout import HEAD_BYTES, Layout, parse
 from pyr.io.gdal.sources import SourceSpec
 
 __all__ = ["enabled", "read_native"]
@@ -68,13 +68,17 @@ def _entry(spec: SourceSpec, source: Source, header_of: Callable[[SourceSpec], A
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
+    header = None
+    if source.remote:  # GDAL's open and the header fetch both wait on the network: overlap them
+        source.warm(0, HEAD_BYTES)
+        header = header_of(spec)
     try:
         layout = parse(source.read_at, spec.overview)
     except ValueError:
         layout = None  # GDAL reads it, or says what is wrong with it
     entry = None
     if layout is not None:
-        header = header_of(spec)
+        header = header_of(spec) if header is None else header
         if (
             header.geobox.shape == (layout.height, layout.width)
             and header.count == layout.samples
