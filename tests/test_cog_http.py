@@ -153,3 +153,13 @@ def test_http_headers_or_auth_in_env_leave_the_read_to_gdal(http_server, cog):
     env = cloud_env(**FAST, GDAL_HTTP_HEADERS=f"X-Pyr-Token: {SECRET}")
     assert cog_read.read_native(source_spec(url, env=env), (1,), (0, 256, 0, 256), read_header) is None
     np.testing.assert_array_equal(pyr.read(url, env=env, chunks=256).data.compute()[0], data)
+
+
+def test_without_aiohttp_gdal_reads_urls(http_server, cog, monkeypatch):
+    from pyr.io.cog import fetch
+
+    path, data = cog
+    _, url = serve(http_server, path)
+    monkeypatch.setattr(fetch, "_has_aiohttp", lambda: False)
+    assert cog_read.read_native(source_spec(url, env=ENV), (1,), (0, 256, 0, 256), read_header) is None
+    np.testing.assert_array_equal(pyr.read(url, env=ENV, chunks=256).data.compute()[0], data)

@@ -12,8 +12,9 @@ header), :mod:`~pyr.io.cog.fetch` (where the bytes come from),
 :mod:`~pyr.io.cog.decode` (codec and predictor), :mod:`~pyr.io.cog.read`
 (the window read and the per-process layout cache).
 
-It needs imagecodecs (the ``pyr[native]`` extra); without it, or with the
-environment variable ``PYR_NATIVE=0``, GDAL reads everything.
+It needs imagecodecs (the ``pyr[native]`` extra), and aiohttp for URLs;
+without them, or with the environment variable ``PYR_NATIVE=0``, GDAL reads
+everything (without aiohttp, every URL).
 """
 
 from pyr.io.cog.read import enabled, read_native

@@ -8,6 +8,8 @@ tiles, all at once).
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -136,12 +138,18 @@ def open_source(path: str, name: str, env: Mapping[str, str] | None) -> Iterator
             local.close()
         return
     url = http_url(path, env)
-    if url is None:
+    if url is None or not _has_aiohttp():
         yield None
         return
     from pyr.io.cog.http import HttpSource
 
     yield HttpSource(url, name, env)
+
+
+@functools.cache
+def _has_aiohttp() -> bool:
+    """Whether the HTTP fetcher's library is installed (without it GDAL reads URLs)."""
+    return importlib.util.find_spec("aiohttp") is not None
 
 
 def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int, list[int]]]:
