@@ -163,3 +163,26 @@ def test_without_aiohttp_gdal_reads_urls(http_server, cog, monkeypatch):
     monkeypatch.setattr(fetch, "_has_aiohttp", lambda: False)
     assert cog_read.read_native(source_spec(url, env=ENV), (1,), (0, 256, 0, 256), read_header) is None
     np.testing.assert_array_equal(pyr.read(url, env=ENV, chunks=256).data.compute()[0], data)
+
+
+def test_public_s3_objects_are_read_natively_with_unsigned_requests(s3_endpoint, bucket, cog):
+    from servers import s3_client
+
+    path, data = cog
+    client = s3_client(s3_endpoint)
+    client.put_object(Bucket=bucket, Key="public/B04.tif", Body=path.read_bytes(), ACL="public-read")
+    url = f"s3://{bucket}/public/B04.tif"
+    aws = {"aws_unsigned": True, "endpoint": f"http://{s3_endpoint}", "virtual_hosting": False, "region": "us-east-1"}
+    env = cloud_env(aws=aws, **FAST)
+    spec = source_spec(url, env=env)
+    got = cog_read.read_native(spec, (1,), (0, 768, 0, 1024), read_header)
+    assert got is not None
+    np.testing.assert_array_equal(got[0][0], data)
+    np.testing.assert_array_equal(pyr.read(url, env=env, chunks=256).data.compute(scheduler="threads")[0], data)
+    signed = cloud_env(aws={**aws, "aws_unsigned": False, "access_key_id": "k", "secret_access_key": SECRET}, **FAST)
+    assert cog_read.read_native(source_spec(url, env=signed), (1,), (0, 256, 0, 256), read_header) is None
+    missing = pyr.read(url, env=env, chunks=256)
+    client.put_object(Bucket=bucket, Key="public/B04.tif", Body=b"", ACL="public-read")  # now an empty object
+    cog_read.clear_cache()
+    with pytest.raises(ReadError, match=r"s3://.*public/B04\.tif"):
+        missing.data.compute(scheduler="sync")

@@ -1,4 +1,4 @@
-"""Where tile bytes come from: a local file (``os.pread``) or an HTTP(S) URL (concurrent range requests).
+"""Where tile bytes come from: a local file (``os.pread``), or an HTTP(S) URL or public S3 object (range requests).
 
 :func:`open_source` gives a :class:`Source` for a GDAL path the native path
 can fetch itself, or ``None`` (GDAL reads it). A source answers
@@ -107,6 +107,14 @@ class LocalFile:
         os.close(self.fd)
 
 
+def _plain_http(env: Mapping[str, str] | None) -> bool:
+    """Whether neither ``env`` nor the process sets HTTP options the native fetcher does not honour."""
+    for options in (env or {}, os.environ):
+        if any(key in options for key in _HTTP_DECLINES) or any(is_secret(key) for key in options if "HTTP" in key):
+            return False
+    return True
+
+
 def http_url(path: str, env: Mapping[str, str] | None) -> str | None:
     """The URL of a ``/vsicurl/http(s)://`` GDAL path the native fetcher may read, else ``None``.
 
@@ -115,11 +123,8 @@ def http_url(path: str, env: Mapping[str, str] | None) -> str | None:
     proxies, client certificates): GDAL reads those. (CA bundles and
     ``GDAL_HTTP_UNSAFESSL`` are honoured by :mod:`pyr.io.cog.http`.)
     """
-    if not path.startswith(("/vsicurl/http://", "/vsicurl/https://")):
+    if not path.startswith(("/vsicurl/http://", "/vsicurl/https://")) or not _plain_http(env):
         return None
-    for options in (env or {}, os.environ):
-        if any(key in options for key in _HTTP_DECLINES) or any(is_secret(key) for key in options if "HTTP" in key):
-            return None
     return path[len("/vsicurl/") :]
 
 
@@ -138,6 +143,10 @@ def open_source(path: str, name: str, env: Mapping[str, str] | None) -> Iterator
             local.close()
         return
     url = http_url(path, env)
+    if url is None and path.startswith("/vsis3/") and _plain_http(env):
+        from pyr.io.cog.s3 import unsigned_url
+
+        url = unsigned_url(path, env)
     if url is None or not _has_aiohttp():
         yield None
         return
