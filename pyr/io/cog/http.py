@@ -235,23 +235,26 @@ class _Held:
 class _Ahead:
     """Tile ranges fetched ahead of the tasks that will ask for them, in this process.
 
-    At most ``2 x pyr.requests-in-flight`` ranges are held at once; a range
-    nobody took within :data:`AHEAD_SECONDS` is dropped. A range a task has
-    taken is not fetched ahead again, and a range is reserved (held) before
-    its request goes out, so no range is ever fetched twice.
+        At most ``2 x pyr.requests-in-flight`` ranges are held at once; a range
+        nobody took within :data:`AHEAD_SECONDS` is dropped. A range a task has
+        taken is not fetched ahead again for :data:`TAKEN_SECONDS` (a later read
+    of the same file reads ahead again), and a range is reserved (held) before
+        its request goes out, so no range is ever fetched twice.
     """
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.pending: OrderedDict[tuple[str, int, int], _Held] = OrderedDict()
-        self.taken: OrderedDict[tuple[str, int, int], None] = OrderedDict()
+        self.taken: OrderedDict[tuple[str, int, int], float] = OrderedDict()
 
     def take(self, key: tuple[str, int, int]) -> _Held | None:
         """The held range ``key`` (``None`` if not held); from now on it is never fetched ahead."""
         with self.lock:
             hit = self.pending.pop(key, None)
-            self.taken[key] = None
-            while len(self.taken) > 4096:
+            now = time.monotonic()
+            self.taken.pop(key, None)
+            self.taken[key] = now
+            while self.taken and (len(self.taken) > 4096 or next(iter(self.taken.values())) < now - TAKEN_SECONDS):
                 self.taken.popitem(last=False)
         return hit
 
@@ -271,6 +274,8 @@ class _Ahead:
         return out
 
 
+#: A range taken by a chunk read is not fetched ahead again for this long.
+TAKEN_SECONDS = 10.0
 #: A range fetched ahead and not taken for this long is dropped.
 AHEAD_SECONDS = 30.0
 _ahead = _Ahead()
