@@ -239,3 +239,37 @@ def test_merge_ranges_never_makes_one_huge_request():
     assert len(merged) == 7  # three tiles (900 KB) a request
     assert len(merge_ranges([(i * 2_000_000, 2_000_000) for i in range(3)])) == 3  # a big tile is one request
     assert merge_ranges([(0, 10), (10 + 20000, 10)]) == [(0, 10, [0]), (20010, 10, [1])]
+
+
+def test_own_tags_agree_with_gdals_header_only_when_they_give_it_exactly(real_data):
+    import attrs
+    from affine import Affine
+
+    from pyr.io.cog.georef import agrees
+
+    agreed = set()
+    for path in sorted(real_data.rglob("*.tif")):
+        for overview in (None, 0, 1):
+            spec = source_spec(str(path), overview=overview)
+            try:
+                header = read_header(spec)
+            except ReadError:
+                continue
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                layout = parse(lambda offset, size, fd=fd: os.pread(fd, size, offset), overview)
+            finally:
+                os.close(fd)
+            if layout is None or not agrees(layout, header):
+                continue
+            agreed.add(path.name)
+            gb = header.geobox
+            for other in (
+                attrs.evolve(header, nodata=None if header.nodata is not None else 0),
+                attrs.evolve(header, geobox=attrs.evolve(gb, transform=Affine.translation(1, 0) @ gb.transform)),
+                attrs.evolve(header, geobox=attrs.evolve(gb, crs="EPSG:4326")),
+                attrs.evolve(header, dtype="float64"),
+            ):
+                assert not agrees(layout, other), (path.name, overview, other)
+    assert {"B04.tif", "SCL.tif", "B11.tif"} <= agreed
+    assert "riotiler_cog.tif" not in agreed  # pixel-is-point: GDAL's header is read

@@ -186,3 +186,26 @@ def test_public_s3_objects_are_read_natively_with_unsigned_requests(s3_endpoint,
     cog_read.clear_cache()
     with pytest.raises(ReadError, match=r"s3://.*public/B04\.tif"):
         missing.data.compute(scheduler="sync")
+
+
+def test_a_url_whose_tags_agree_with_the_plan_is_read_without_a_gdal_open(http_server, cog):
+    import attrs
+
+    from pyr.errors import GridMismatch
+    from pyr.io.tiff import read_window
+
+    path, data = cog
+    _, url = serve(http_server, path)
+    spec = source_spec(url, env=ENV)
+    planned = read_header(spec)
+
+    def no_gdal(_spec):
+        raise AssertionError("GDAL opened the file")
+
+    got = cog_read.read_native(spec, (1,), (0, 256, 0, 1024), no_gdal, planned)
+    assert got is not None
+    np.testing.assert_array_equal(got[0][0], data[:256])
+    _, url2 = serve(http_server, path)  # a new URL: no layout cached yet
+    other = attrs.evolve(planned, nodata=7)  # a plan the file does not match: GDAL's header decides
+    with pytest.raises(GridMismatch, match="nodata"):
+        read_window(source_spec(url2, env=ENV), other, (1,), (0, 256, 0, 1024))

@@ -116,7 +116,7 @@ def read_window(
     no longer matches ``expect`` and :class:`ReadError` naming the source if
     the read fails.
     """
-    native = read_native(spec, indexes, window, read_header)
+    native = read_native(spec, indexes, window, read_header, expect)
     if native is not None:
         _check(spec, expect, native[1])
         return native[0]

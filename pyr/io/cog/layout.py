@@ -16,7 +16,7 @@ from collections.abc import Callable
 import attrs
 import numpy as np
 
-__all__ = ["CODECS", "HEAD_BYTES", "Layout", "parse"]
+__all__ = ["CODECS", "GEO_TAGS", "HEAD_BYTES", "Layout", "parse"]
 
 #: Bytes read at once from the start of a file (GDAL reads as much on open):
 #: a COG's IFDs and tile index are usually inside.
@@ -26,9 +26,52 @@ CODECS = {1: "none", 8: "deflate", 32946: "deflate", 50000: "zstd"}
 _MAX_IFDS = 64
 
 # TIFF field types -> (struct code, size)
-_TYPES = {1: "B", 2: "B", 3: "H", 4: "I", 6: "b", 7: "B", 8: "h", 9: "i", 13: "I", 16: "Q", 17: "q", 18: "Q"}
+_TYPES = {
+    1: "B",
+    2: "B",
+    3: "H",
+    4: "I",
+    6: "b",
+    7: "B",
+    8: "h",
+    9: "i",
+    11: "f",
+    12: "d",
+    13: "I",
+    16: "Q",
+    17: "q",
+    18: "Q",
+}
 _SAMPLE_KINDS = {1: "u", 2: "i", 3: "f"}
-_WANTED = frozenset({254, 256, 257, 258, 259, 262, 273, 277, 284, 317, 322, 323, 324, 325, 339, 32997})
+_WANTED = frozenset(
+    {
+        254,
+        256,
+        257,
+        258,
+        259,
+        262,
+        273,
+        277,
+        284,
+        317,
+        322,
+        323,
+        324,
+        325,
+        339,
+        32997,
+        33550,
+        33922,
+        34264,
+        34735,
+        42113,
+        42112,
+    }
+)
+#: The georeferencing tags of the first image: ModelPixelScale, ModelTiepoint, ModelTransformation,
+#: GeoKeyDirectory, GDAL_NODATA, GDAL_METADATA (values kept raw in :attr:`Layout.geo`).
+GEO_TAGS = (33550, 33922, 34264, 34735, 42113, 42112)
 
 ReadAt = Callable[[int, int], bytes]
 
@@ -48,6 +91,8 @@ class Layout:
     planar: bool  # True for PLANARCONFIG=SEPARATE (one plane of tiles per band)
     offsets: np.ndarray  # uint64, one per tile (per band plane first when planar)
     counts: np.ndarray  # uint64
+    full_size: tuple[int, int] = (0, 0)  # (height, width) of the full-resolution image
+    geo: dict[int, tuple[float, ...] | str] = attrs.field(factory=dict)  # GEO_TAGS of the first image
 
     @property
     def tiles_across(self) -> int:
@@ -203,4 +248,17 @@ def parse(read_at: ReadAt, overview: int | None) -> Layout | None:
     level = 0 if overview is None else overview + 1
     if level >= len(levels):
         return None
-    return _layout(reader, bo, levels[level])
+    layout = _layout(reader, bo, levels[level])
+    if layout is None:
+        return None
+    first = ifds[0]
+    geo: dict[int, tuple[float, ...] | str] = {}
+    for tag in GEO_TAGS:
+        if tag in first:
+            values = _values(reader, bo, first[tag])
+            if first[tag][0] == 2:  # ASCII
+                geo[tag] = values.tobytes().split(b"\0")[0].decode("latin-1")
+            else:
+                geo[tag] = tuple(float(v) for v in values)
+    full = (_scalar(reader, bo, first, 257, 0), _scalar(reader, bo, first, 256, 0))
+    return attrs.evolve(layout, full_size=full, geo=geo)

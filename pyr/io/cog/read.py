@@ -21,6 +21,7 @@ import numpy as np
 from pyr.errors import ReadError
 from pyr.io.cog.decode import codecs_available, decode_tile
 from pyr.io.cog.fetch import FetchError, Source, open_source
+from pyr.io.cog.georef import agrees
 from pyr.io.cog.layout import HEAD_BYTES, Layout, parse
 from pyr.io.gdal.sources import SourceSpec
 
@@ -61,8 +62,15 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def _entry(spec: SourceSpec, source: Source, header_of: Callable[[SourceSpec], Any]) -> tuple[Layout, Any] | None:
-    """(layout, GDAL's header) of ``spec``, read once per file per process; ``None`` when declined."""
+def _entry(
+    spec: SourceSpec, source: Source, header_of: Callable[[SourceSpec], Any], expect: Any = None
+) -> tuple[Layout, Any] | None:
+    """(layout, header) of ``spec``, read once per file per process; ``None`` when declined.
+
+    The header is GDAL's, or for a URL ``expect`` itself when the file's
+    own tags give exactly its grid, bands, dtype and nodata
+    (:func:`pyr.io.cog.georef.agrees`): no GDAL open then.
+    """
     key = (*spec.key(), source.stamp())
     with _lock:
         if key in _cache:
@@ -71,13 +79,16 @@ def _entry(spec: SourceSpec, source: Source, header_of: Callable[[SourceSpec], A
     header = None
     if source.remote:  # GDAL's open and the header fetch both wait on the network: overlap them
         source.warm(0, HEAD_BYTES)
-        header = header_of(spec)
+        if expect is None:
+            header = header_of(spec)
     try:
         layout = parse(source.read_at, spec.overview)
     except ValueError:
         layout = None  # GDAL reads it, or says what is wrong with it
     entry = None
     if layout is not None:
+        if header is None and source.remote and expect is not None and agrees(layout, expect):
+            header = expect
         header = header_of(spec) if header is None else header
         if (
             header.geobox.shape == (layout.height, layout.width)
@@ -98,6 +109,7 @@ def read_native(
     indexes: tuple[int, ...],
     window: tuple[int, int, int, int],
     header_of: Callable[[SourceSpec], Any],
+    expect: Any = None,
 ) -> tuple[np.ndarray, Any] | None:
     """``window`` = (row0, row1, col0, col1) of bands ``indexes`` (1-based) and GDAL's header of the file.
 
@@ -105,14 +117,16 @@ def read_native(
     reads it then), also when a tile does not decode or the file is cut
     short: GDAL then reads the window and raises its own :class:`ReadError`
     naming the source, the window and GDAL's reason. ``header_of(spec)`` is
-    GDAL's header, asked once per file per process. Raises
+    GDAL's header, asked once per file per process (for a URL, not at all
+    when the file's own tags agree with ``expect``, the header the read was
+    planned with). Raises
     :class:`ReadError` naming the URL when a network fetch fails.
     """
     if not enabled():
         return None
     r0, r1, c0, c1 = window
     try:
-        return _read(spec, indexes, window, header_of)
+        return _read(spec, indexes, window, header_of, expect)
     except FetchError as err:
         why = str(err)
     # raised outside the handler: no exception chain (distributed pickles it with the error)
@@ -124,11 +138,12 @@ def _read(
     indexes: tuple[int, ...],
     window: tuple[int, int, int, int],
     header_of: Callable[[SourceSpec], Any],
+    expect: Any,
 ) -> tuple[np.ndarray, Any] | None:
     with open_source(spec.path, spec.name, spec.env) as source:
         if source is None:
             return None
-        entry = _entry(spec, source, header_of)
+        entry = _entry(spec, source, header_of, expect)
         if entry is None:
             return None
         layout, header = entry
