@@ -17,7 +17,8 @@ carries over), on dask's threaded scheduler with its default 2 threads here:
 Implementations: ``pyr`` (native tile path, the default), ``pyr-gdal``
 (``PYR_NATIVE=0``: GDAL reads), ``pyr-gdal-16`` (GDAL with 16 dask threads:
 16 requests in flight), ``pyr-inflightN`` (native with
-``pyr.requests-in-flight=N``), ``async-geotiff`` (async-geotiff over obstore,
+``pyr.requests-in-flight=N``), ``pyr-aheadN`` (native with
+``pyr.read-ahead=N``), ``async-geotiff`` (async-geotiff over obstore,
 64 tile fetches in flight, the same sums; only where it is installed).
 """
 
@@ -50,6 +51,8 @@ def _pyr_job(job: dict[str, Any]) -> float:
         config["num_workers"] = 16
     if impl.startswith("pyr-inflight"):
         config["pyr.requests-in-flight"] = int(impl[len("pyr-inflight") :])
+    if impl.startswith("pyr-ahead"):
+        config["pyr.read-ahead"] = int(impl[len("pyr-ahead") :])
     env = pyr.cloud_env()
     with dask.config.set(config):
         if job["pipeline"] == "band":
