@@ -11,6 +11,7 @@ Modules, one job each: :mod:`~pyr.io.cog.layout` (the tile index from the
 header), :mod:`~pyr.io.cog.fetch` (where the bytes come from),
 :mod:`~pyr.io.cog.http` (the per-process HTTP fetcher),
 :mod:`~pyr.io.cog.s3` (the URL of a public S3 object),
+:mod:`~pyr.io.cog.georef` (whether a file's own tags give the planned grid),
 :mod:`~pyr.io.cog.decode` (codec and predictor), :mod:`~pyr.io.cog.read`
 (the window read and the per-process layout cache).
 
