@@ -156,12 +156,15 @@ def _read(
         ranges = [(int(layout.offsets[k]), int(layout.counts[k])) for _, _, _, k in tiles]
         if any(size == 0 for _, size in ranges):
             return None  # a sparse tile: GDAL fills it
+        try:
+            out = np.empty((len(indexes), r1 - r0, c1 - c0), dtype=layout.dtype)
+        except (MemoryError, ValueError):
+            return None  # GDAL's path says which file cannot be held, and how to read it instead
         ahead = _ahead(layout, indexes, window) if source.remote else None
         try:
             datas = source.read_many(ranges, ahead)  # a network failure is a FetchError
         except OSError:
             return None  # a local read error: GDAL reads the window and reports it
-        out = np.empty((len(indexes), r1 - r0, c1 - c0), dtype=layout.dtype)
         for (plane, ty, tx, k), data in zip(tiles, datas, strict=True):
             if len(data) < int(layout.counts[k]):
                 return None  # a truncated file: GDAL reads the window and reports it
