@@ -18,6 +18,8 @@ git history has it.)
   dask config ``pyr.chunks-per-task`` set to N (1: a task per chunk on a
   cluster too, as before pyr grouped chunk writes there).
 * ``v3``: the store is written as Zarr v3 (``zarr_format=3``).
+* ``gdal``: ``PYR_NATIVE=0`` in the worker: GDAL reads every chunk (pyr's
+  native COG tile path, :mod:`pyr.io.cog`, off).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ def apply(name: str) -> None:
     for exp in name.split("+")[1:]:
         if exp == "cache64":
             os.environ["GDAL_CACHEMAX"] = "64"
+        elif exp == "gdal":
+            os.environ["PYR_NATIVE"] = "0"
         elif exp == "v3" or any(exp.startswith(p) and exp[len(p) :].isdigit() for p in ("read", "pertask")):
             pass  # not swaps: pipelines_pyr applies these (read_zarr chunks, pyr.chunks-per-task, zarr_format=3)
         else:

@@ -43,7 +43,7 @@ PIPELINES: dict[str, tuple[str, ...]] = {
     "reproject": ("pyr", "odc-stac", "rioxarray"),  # benchmarks/pipelines_reproject.py
 }
 # Benchmarks written by others, run through their own ``main(argv)`` (their own JSON lines):
-EXTERNAL = ("cube_memory", "http_bytes", "scheduler_floor", "codecs", "stac_median")
+EXTERNAL = ("cube_memory", "http_bytes", "scheduler_floor", "codecs", "stac_median", "http_latency")
 DEFAULT_ONLY = (
     "band1", "mean", "median", "count", "http", "decode", "zarr_write", "read_cube_1000", "reproject", *EXTERNAL
 )  # fmt: skip
@@ -74,6 +74,11 @@ def _impl_table(job: Job) -> dict[str, Callable[[Job], Steps]]:
     if job.impl == "bound":
         from benchmarks import bounds
 
+        return bounds.IMPLS
+    if job.impl == "bound-libdeflate":  # the bounds with GDAL's tile reads replaced by libdeflate
+        from benchmarks import bounds, bounds_libdeflate
+
+        bounds_libdeflate.install()
         return bounds.IMPLS
     if job.impl == "bound-dask" or job.impl.startswith("bound-dask-"):
         from benchmarks import bounds
@@ -142,6 +147,7 @@ def _read_cube_many(job: Job) -> Steps:
 _IMPORTS = {
     "bound": ("rasterio", "zarr", "numcodecs"),
     "bound-dask": ("rasterio", "zarr", "numcodecs", "dask.array", "pyr._malloc"),
+    "bound-libdeflate": ("rasterio", "zarr", "numcodecs", "imagecodecs", "tifffile"),
     # pyproj: pyr imports it (when installed) for the CF grid-mapping attributes of a
     # Zarr store; rioxarray imports it at import time
     "pyr": ("pyr", "dask.array", "zarr", "numcodecs", "rasterio", "pyproj"),
@@ -232,7 +238,7 @@ def worker(job: Job) -> dict[str, Any]:
     try:
         func = _read_cube_many if job.pipeline == "read_cube_1000" else _impl_func(job)
         _preimport("pyr" if job.pipeline == "read_cube_1000" else job.impl)
-        if job.impl != "bound" and job.pipeline != "read_cube_1000":
+        if job.impl not in ("bound", "bound-libdeflate") and job.pipeline != "read_cube_1000":
             handle = _setup_scheduler(job.scheduler)
             _warm_up(job, handle)
         with PeakRSS() as mem:
@@ -408,7 +414,7 @@ def _run_external(name: str, size: int, dates: int, data: str | None) -> None:
     argv = ["--size", str(size)]
     if name == "cube_memory":
         argv += ["--dates", str(dates), "--how", "mean", "median", "--scheduler", "threads"]
-    if name in ("codecs", "stac_median"):  # the run's own (cached) series, so --small never generates the full-size one
+    if name in ("codecs", "stac_median", "http_latency"):  # the run's own cached series (--small: not full-size)
         argv += ["--dates", str(dates)]
     print(f"# {name}: python -m benchmarks.{name} {' '.join(argv)}", file=sys.stderr, flush=True)
     try:

@@ -101,7 +101,8 @@ def _covers(ranges, tiles):
     return True
 
 
-def test_full_width_chunks_cost_one_merged_request_each(http_server, cog):
+def test_full_width_chunks_cost_one_merged_request_each(http_server, cog, monkeypatch):
+    monkeypatch.setenv("PYR_NATIVE", "0")  # GDAL's requests (tests/test_cog_http.py has pyr's own)
     path, data = cog
     name, url = serve(http_server, path)
     r = pyr.read(url, chunks=(256, 1024), env=ENV)  # one tile row (4 consecutive tiles) per chunk
@@ -120,10 +121,11 @@ def test_full_width_chunks_cost_one_merged_request_each(http_server, cog):
 
 
 @pytest.mark.parametrize("mode", ["SINGLE_GET", "YES"])
-def test_square_chunks_requests(http_server, cog, mode):
+def test_square_chunks_requests(http_server, cog, mode, monkeypatch):
     # 512 x 512 chunks span two tile rows, which are not adjacent in the file.
     # SINGLE_GET: one multipart request per chunk; YES (the default): at most
     # one request per tile row, issued in parallel.
+    monkeypatch.setenv("PYR_NATIVE", "0")  # GDAL's requests (tests/test_cog_http.py has pyr's own)
     path, data = cog
     name, url = serve(http_server, path)
     r = pyr.read(url, chunks=(512, 512), env=cloud_env(**FAST, GDAL_HTTP_MULTIRANGE=mode))

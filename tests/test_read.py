@@ -322,6 +322,8 @@ def test_env_is_applied_around_reads(tiled, data3, monkeypatch):
             assert rasterio.env.getenv().get("PYR_TEST_OPTION") == "yes"
             yield
 
+    # GDAL's read path: pyr's own tile reader (pyr/io/cog) hands a local file's reads no GDAL options
+    monkeypatch.setenv("PYR_NATIVE", "0")
     r = pyr.read(tiled, chunks=25, env={"PYR_TEST_OPTION": "yes"})
     monkeypatch.setattr(_handles, "applied", recording_env)
     np.testing.assert_array_equal(r.data.compute(scheduler="sync"), data3)

@@ -22,6 +22,7 @@ from pyr._imports import ensure
 from pyr._values import band_names as band_names_of
 from pyr.errors import GridMismatch, InvalidArgument, ReadError
 from pyr.geobox import GeoBox
+from pyr.io.cog import read_native
 from pyr.io.gdal.env import GdalEnv
 from pyr.io.gdal.handles import dataset, out_of_files_error
 from pyr.io.gdal.messages import out_of_files, reason
@@ -134,16 +135,19 @@ def read_window(
 ) -> np.ndarray:
     """Read ``window`` = (row0, row1, col0, col1) of bands ``indexes`` (1-based).
 
-    Raises :class:`GridMismatch` if the file no longer matches ``expect`` and
-    :class:`ReadError` naming the source if GDAL fails.
+    The common COG is read by pyr's own tile reader (:mod:`pyr.io.cog`);
+    anything it declines, by GDAL. Raises :class:`GridMismatch` if the file
+    no longer matches ``expect`` and :class:`ReadError` naming the source if
+    the read fails.
     """
+    native = read_native(spec, indexes, window, read_header, expect)
+    if native is not None:
+        _check(spec, expect, native[1])
+        return native[0]
     r0, r1, c0, c1 = window
     with dataset(spec) as ds:
         if expect is not None:
-            got = _header_of(ds, spec)
-            why = expect.mismatch(got)
-            if why is not None:
-                raise GridMismatch(f"{spec.name!r} does not match the grid it was read with: it has {why}.")
+            _check(spec, expect, _header_of(ds, spec))
         out = _allocate(spec, (len(indexes), r1 - r0, c1 - c0), ds.dtypes[0])
         try:
             data: np.ndarray = ds.read(list(indexes), window=Window(c0, r0, c1 - c0, r1 - r0), out=out)
@@ -154,6 +158,13 @@ def read_window(
             raise ReadError(
                 f"Cannot read {spec.name!r} (rows {r0}:{r1}, cols {c0}:{c1}): {reason(err, spec)}"
             ) from None
+
+
+def _check(spec: SourceSpec, expect: Header | None, got: Header) -> None:
+    """Raise :class:`GridMismatch` when the file's header ``got`` is not the ``expect`` it was planned with."""
+    why = None if expect is None else expect.mismatch(got)
+    if why is not None:
+        raise GridMismatch(f"{spec.name!r} does not match the grid it was read with: it has {why}.")
 
 
 def _allocate(spec: SourceSpec, shape: tuple[int, int, int], dtype: str) -> np.ndarray:

@@ -1,0 +1,357 @@
+"""HTTP(S) range requests with many in flight per process, whatever the number of CPU workers.
+
+One event loop thread and one ``aiohttp`` session per process (a forked
+child starts its own) serve every thread's fetches. A chunk task hands over
+all its tile ranges at once (adjacent ones merged, see
+:func:`pyr.io.cog.fetch.merge_ranges`) and waits for them; up to
+``pyr.requests-in-flight`` requests (dask config, default
+:data:`DEFAULT_IN_FLIGHT`) are in flight in the process at once, shared by
+all its threads. Decoding stays in the calling thread.
+
+The requests keep the promises of GDAL's network options, read from the
+read's ``env``, then GDAL's configuration (``os.environ``,
+:func:`pyr.configure`, an active ``rasterio.Env``), then
+:data:`~pyr.io.gdal.env.NETWORK_DEFAULTS`: ``GDAL_HTTP_CONNECTTIMEOUT``,
+``GDAL_HTTP_TIMEOUT`` (a whole request), ``GDAL_HTTP_LOW_SPEED_TIME`` (no
+byte for that long fails the request), and ``GDAL_HTTP_MAX_RETRY`` retries
+of 429, 5xx, resets and timeouts, the delay starting at
+``GDAL_HTTP_RETRY_DELAY`` and doubling. A failure is a :class:`FetchError`
+whose reason names the URL without its query string or credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import functools
+import os
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from concurrent.futures import Future
+from typing import Any
+
+import attrs
+
+from pyr.io.cog.fetch import FetchError, merge_ranges
+from pyr.io.gdal.env import NETWORK_DEFAULTS
+from pyr.io.gdal.messages import sanitize
+
+__all__ = ["DEFAULT_IN_FLIGHT", "HttpSource", "in_flight", "read_ahead"]
+
+#: Requests in flight per process unless dask config ``pyr.requests-in-flight`` says otherwise.
+DEFAULT_IN_FLIGHT = 32
+_RETRY = frozenset({429, 500, 502, 503, 504})
+
+
+def in_flight() -> int:
+    """Requests in flight per process: dask config ``pyr.requests-in-flight`` (default 32)."""
+    value: Any = DEFAULT_IN_FLIGHT
+    if "dask" in sys.modules:
+        import dask
+
+        value = dask.config.get("pyr.requests-in-flight", DEFAULT_IN_FLIGHT)
+    try:
+        return max(1, int(value))
+    except (TypeError, ValueError):
+        return DEFAULT_IN_FLIGHT
+
+
+def read_ahead() -> int:
+    """Tile ranges a chunk read fetches ahead: dask config ``pyr.read-ahead`` (default in-flight / 4, >= 4)."""
+    value: Any = None
+    if "dask" in sys.modules:
+        import dask
+
+        value = dask.config.get("pyr.read-ahead", None)
+    if value is None:
+        return max(4, in_flight() // 4)
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return max(4, in_flight() // 4)
+
+
+@attrs.frozen
+class _Policy:
+    connect: float
+    total: float
+    low_speed: float
+    retries: int
+    delay: float
+    ssl: Any  # an ssl.SSLContext, or False (GDAL_HTTP_UNSAFESSL)
+
+
+def _policy(env: Mapping[str, str] | None) -> _Policy:
+    from rasterio.env import get_gdal_config
+
+    def option(key: str) -> str | None:
+        text = (env or {}).get(key)
+        if text is None:
+            found = get_gdal_config(key, normalize=False)
+            text = None if found is None else str(found)
+        return text
+
+    def value(key: str) -> float:
+        try:
+            return float(option(key) or NETWORK_DEFAULTS[key])
+        except ValueError:
+            return float(NETWORK_DEFAULTS[key])
+
+    unsafe = (option("GDAL_HTTP_UNSAFESSL") or "NO").upper() in ("YES", "ON", "TRUE", "1")
+    cafile = option("GDAL_CURL_CA_BUNDLE") or option("CURL_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
+    return _Policy(
+        connect=value("GDAL_HTTP_CONNECTTIMEOUT"),
+        total=value("GDAL_HTTP_TIMEOUT"),
+        low_speed=value("GDAL_HTTP_LOW_SPEED_TIME"),
+        retries=int(value("GDAL_HTTP_MAX_RETRY")),
+        delay=value("GDAL_HTTP_RETRY_DELAY"),
+        ssl=False if unsafe else _ssl_context(cafile),
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _ssl_context(cafile: str | None) -> Any:
+    """The TLS context of requests: the system's CAs, or those of ``cafile`` (GDAL's CA bundle)."""
+    import ssl
+
+    return ssl.create_default_context(cafile=cafile if cafile and os.path.isfile(cafile) else None)
+
+
+class _Client:
+    """The event loop thread, session and in-flight limit of this process."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="pyr-http", daemon=True)
+        self.thread.start()
+        self.session: Any = None
+        self.limit = 0
+        self.sem: asyncio.Semaphore | None = None
+
+    def _ready(self, limit: int) -> tuple[Any, asyncio.Semaphore]:
+        """The session and semaphore (in the loop thread)."""
+        import aiohttp
+
+        if self.session is None:
+            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+            self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        if self.sem is None or limit != self.limit:
+            self.sem, self.limit = asyncio.Semaphore(limit), limit
+        return self.session, self.sem
+
+    async def get(self, url: str, start: int, size: int, policy: _Policy, limit: int) -> bytes:
+        """Bytes ``start`` .. ``start + size`` of ``url`` (fewer past its end), retried as ``policy`` says."""
+        import aiohttp
+
+        session, sem = self._ready(limit)
+        timeout = aiohttp.ClientTimeout(
+            total=policy.total or None, sock_connect=policy.connect or None, sock_read=policy.low_speed or None
+        )
+        headers = {"Range": f"bytes={start}-{start + size - 1}"}
+        delay = policy.delay
+        reason = ""
+        for attempt in range(policy.retries + 1):
+            if attempt:
+                await asyncio.sleep(delay)
+                delay *= 2
+            try:
+                async with sem, session.get(url, headers=headers, timeout=timeout, ssl=policy.ssl) as resp:
+                    if resp.status in (200, 206):
+                        data: bytes = await resp.read()
+                        return data[start : start + size] if resp.status == 200 else data
+                    if resp.status == 416:
+                        return b""  # past the end of the file
+                    reason = f"HTTP error code: {resp.status}"
+                    if resp.status not in _RETRY:
+                        break
+            except TimeoutError:
+                reason = f"request timed out (GDAL_HTTP_TIMEOUT {policy.total:g} s, no byte for {policy.low_speed:g} s)"
+            except (aiohttp.ClientError, OSError) as err:
+                reason = f"{type(err).__name__}: {err}"
+        tries = "" if attempt == 0 else f" after {attempt + 1} attempts"
+        raise FetchError(f"{reason} (bytes {start}-{start + size - 1}{tries})")
+
+
+_lock = threading.Lock()
+_client: _Client | None = None
+_pid = os.getpid()
+
+
+def _the_client() -> _Client:
+    global _client, _pid
+    with _lock:
+        if _client is None or _pid != os.getpid():  # a forked child starts its own loop
+            _client, _pid = _Client(), os.getpid()
+        return _client
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    client = _client
+    if client is not None and _pid == os.getpid() and client.session is not None:
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(client.session.close(), client.loop).result(timeout=2)
+
+
+def _after_fork_in_child() -> None:
+    global _lock, _client, _ahead
+    _lock = threading.Lock()
+    _client = None
+    _ahead = _Ahead()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _Held:
+    """One range fetched ahead: the body of its request once it is in, and where that request starts."""
+
+    __slots__ = ("future", "since", "start")
+
+    def __init__(self) -> None:
+        self.future: Future[bytes] = Future()
+        self.start = -1
+        self.since = time.monotonic()
+
+    def follow(self, request: Future[bytes], start: int) -> None:
+        """Take the outcome of ``request`` (a request starting at ``start``) when it is in."""
+        self.start = start
+
+        def done(fut: Future[bytes]) -> None:
+            if fut.cancelled():
+                self.future.cancel()
+            elif fut.exception() is not None:
+                self.future.set_exception(fut.exception())
+            else:
+                self.future.set_result(fut.result())
+
+        request.add_done_callback(done)
+
+
+class _Ahead:
+    """Tile ranges fetched ahead of the tasks that will ask for them, in this process.
+
+        At most ``2 x pyr.requests-in-flight`` ranges are held at once; a range
+        nobody took within :data:`AHEAD_SECONDS` is dropped. A range a task has
+        taken is not fetched ahead again for :data:`TAKEN_SECONDS` (a later read
+    of the same file reads ahead again), and a range is reserved (held) before
+        its request goes out, so no range is ever fetched twice.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pending: OrderedDict[tuple[str, int, int], _Held] = OrderedDict()
+        self.taken: OrderedDict[tuple[str, int, int], float] = OrderedDict()
+
+    def take(self, key: tuple[str, int, int]) -> _Held | None:
+        """The held range ``key`` (``None`` if not held); from now on it is never fetched ahead."""
+        with self.lock:
+            hit = self.pending.pop(key, None)
+            now = time.monotonic()
+            self.taken.pop(key, None)
+            self.taken[key] = now
+            while self.taken and (len(self.taken) > 4096 or next(iter(self.taken.values())) < now - TAKEN_SECONDS):
+                self.taken.popitem(last=False)
+        return hit
+
+    def reserve(
+        self, keys: list[tuple[str, int, int]], want: int, cap: int
+    ) -> list[tuple[tuple[str, int, int], _Held]]:
+        """Hold the first ``want`` of ``keys`` neither held nor taken, as many as there is room for under ``cap``."""
+        now = time.monotonic()
+        with self.lock:
+            while self.pending and next(iter(self.pending.values())).since < now - AHEAD_SECONDS:
+                _, old = self.pending.popitem(last=False)
+                old.future.cancel()
+            free = max(0, min(want, cap - len(self.pending)))
+            chosen = [k for k in keys if k not in self.pending and k not in self.taken][:free]
+            out = [(k, _Held()) for k in chosen]
+            self.pending.update(out)
+        return out
+
+
+#: A range taken by a chunk read is not fetched ahead again for this long.
+TAKEN_SECONDS = 10.0
+#: A range fetched ahead and not taken for this long is dropped.
+AHEAD_SECONDS = 30.0
+_ahead = _Ahead()
+
+
+class HttpSource:
+    """One URL, read with concurrent range requests through the process's client."""
+
+    remote = True
+
+    def __init__(self, url: str, name: str, env: Mapping[str, str] | None) -> None:
+        self.url = url
+        self.name = name
+        self.policy = _policy(env)
+        self._warm: tuple[int, int, Future[bytes]] | None = None
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` (fewer at the end of the file)."""
+        warm, self._warm = self._warm, None
+        if warm is not None and warm[:2] == (offset, size):
+            return self._wait(warm[2])
+        return self.read_many([(offset, size)])[0]
+
+    def warm(self, offset: int, size: int) -> None:
+        """Start the request of ``read_at(offset, size)`` now; that call takes its answer."""
+        self._warm = (offset, size, self._submit(_the_client(), offset, size, in_flight()))
+
+    def _submit(self, client: _Client, start: int, size: int, limit: int) -> Future[bytes]:
+        return asyncio.run_coroutine_threadsafe(client.get(self.url, start, size, self.policy, limit), client.loop)
+
+    def _wait(self, fut: Future[bytes]) -> bytes:
+        try:
+            return fut.result()
+        except FetchError as err:
+            raise FetchError(sanitize(str(err).replace(self.url, self.name))) from None
+
+    def read_many(self, ranges: list[tuple[int, int]], ahead: list[tuple[int, int]] | None = None) -> list[bytes]:
+        """Each range; the requests (adjacent ranges merged) all in flight at once.
+
+        Ranges fetched ahead by an earlier call are taken from there. The
+        ``ahead`` ranges (the tiles of the chunks likely read next) are then
+        requested too, without waiting for them, as far as there is room.
+        """
+        client = _the_client()
+        limit = in_flight()
+        held = {i: _ahead.take((self.url, *r)) for i, r in enumerate(ranges)}
+        missing = [i for i, hit in held.items() if hit is None]
+        own = [
+            (self._submit(client, start, size, limit), start, [missing[m] for m in members])
+            for start, size, members in merge_ranges([ranges[i] for i in missing])
+        ]
+        if ahead:
+            self._fetch_ahead(client, ahead, limit)
+        out: list[bytes] = [b""] * len(ranges)
+        for fut, start, members in own:
+            body = self._wait(fut)
+            for i in members:
+                offset, size = ranges[i]
+                out[i] = body[offset - start : offset - start + size]
+        for i, hit in held.items():
+            if hit is None:
+                continue
+            offset, size = ranges[i]
+            try:
+                body, start = hit.future.result(), hit.start
+            except Exception:  # failed or dropped: fetch it now, with this task's retries and messages
+                body, start = self._wait(self._submit(client, offset, size, limit)), offset
+            out[i] = body[offset - start : offset - start + size]
+        return out
+
+    def _fetch_ahead(self, client: _Client, ranges: list[tuple[int, int]], limit: int) -> None:
+        held = _ahead.reserve([(self.url, *r) for r in ranges], read_ahead(), 2 * limit)
+        for start, size, members in merge_ranges([(k[1], k[2]) for k, _ in held]):
+            request = self._submit(client, start, size, limit)
+            for m in members:
+                held[m][1].follow(request, start)
+
+    def stamp(self) -> None:
+        """Unknown for a URL (``None``)."""
