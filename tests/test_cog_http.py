@@ -227,7 +227,8 @@ def test_a_url_with_band_scales_is_checked_against_gdals_header(http_server, cog
     _, url = serve(http_server, scaled)
     spec = source_spec(url, env=ENV)
     planned = read_header(spec)
-    assert planned.scales == (2.75e-5,) and planned.offsets == (-0.2,)
+    assert planned.scales == (2.75e-5,)
+    assert planned.offsets == (-0.2,)
     opened = []
 
     def gdal(s):
@@ -235,7 +236,8 @@ def test_a_url_with_band_scales_is_checked_against_gdals_header(http_server, cog
         return read_header(s)
 
     got = cog_read.read_native(spec, (1,), (0, 256, 0, 1024), gdal, planned)
-    assert got is not None and opened  # the tags cannot say the factors: GDAL's header is read
+    assert got is not None
+    assert opened  # the tags cannot say the factors: GDAL's header is read
     np.testing.assert_array_equal(got[0][0], data[:256])
     _, url2 = serve(http_server, path)  # the same pixels without factors, planned with them
     with pytest.raises(GridMismatch, match="scales/offsets"):
