@@ -100,11 +100,19 @@ def test_every_scheduler(catalogue, scheduler):
     import dask
 
     _, remote, local = catalogue
-    cube = pyr.read_stac(remote, bands=["B4", "BQA"], env=FAST, chunks=40, scaled=True)
-    median = pyr.reduce_time(cube, "median")
-    expected = pyr.reduce_time(pyr.read_stac(local, bands=["B4", "BQA"], chunks=40, scaled=True), "median")
+
+    def cloud_free_median(items, **kw):
+        """read_stac -> mask (Landsat Collection 1 BQA bit 4: cloud, grown by a cell) -> median."""
+        red = pyr.read_stac(items, bands=["B4"], chunks=40, scaled=True, **kw)
+        qa = pyr.read_stac(items, bands=["BQA"], geobox=red.geobox, chunks=40, **kw)
+        return pyr.reduce_time(pyr.mask(red, qa, bits=[4], dilate=1), "median"), red
+
+    median, red = cloud_free_median(remote, env=FAST)
+    expected, local_red = cloud_free_median(local)
     with dask.config.set(scheduler="threads"):
         want = expected.data.compute()
+        unmasked = pyr.reduce_time(local_red, "median").data.compute()
+    assert np.isnan(want).sum() > np.isnan(unmasked).sum()  # the mask took cells out
     if scheduler == "distributed":
         from distributed import Client, LocalCluster
 
