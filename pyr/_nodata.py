@@ -11,6 +11,9 @@ array a NaN cell holds no data whatever the nodata value.
 >>> import numpy as np
 >>> missing(np.array([0.0, 1.0, np.nan]), 0).tolist()
 [True, False, True]
+>>> out = np.array([0, 5, 0])
+>>> fill_holes(out, np.array([7, 8, 0]), 0), out.tolist()
+(True, [7, 5, 0])
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import math
 
 import numpy as np
 
-__all__ = ["is_nan", "is_value", "missing", "nodata_key", "same_nodata"]
+__all__ = ["fill_holes", "is_nan", "is_value", "missing", "nodata_key", "same_nodata"]
 
 Nodata = float | int | None
 
@@ -55,3 +58,17 @@ def missing(block: np.ndarray, nodata: Nodata) -> np.ndarray | None:
         eq: np.ndarray = block == nodata
         mask = eq if mask is None else mask | eq
     return mask
+
+
+def fill_holes(out: np.ndarray, block: np.ndarray, nodata: Nodata) -> bool:
+    """Fill the cells of ``out`` that hold no data from ``block``, in place; whether any is still empty.
+
+    The rule of every mosaic in pyr (``mosaic``, ``read_cube(group_by=)``,
+    ``read_stac``): the first valid pixel wins, later sources fill only holes.
+    """
+    hole = missing(out, nodata)
+    if hole is None:
+        return False
+    out[hole] = block[hole]
+    left = missing(out, nodata)
+    return left is not None and bool(left.any())

@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
 import numpy as np
@@ -48,6 +48,7 @@ import rasterio
 from affine import Affine
 
 from pyr import cloud_env
+from pyr.testing._loopback import LoopbackServer
 
 __all__ = ["Fault", "RangeServer", "free_port", "moto_s3", "parse_ranges", "serve_directory"]
 
@@ -109,7 +110,17 @@ class Fault:
     hits: int = 0
 
 
-class RangeServer:
+class _QuietServer(ThreadingHTTPServer):
+    """Clients that hang up early (timeouts, aborted size probes) are not errors here."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
+
+
+class RangeServer(LoopbackServer):
     """A Range-capable HTTP server on 127.0.0.1 that counts what it serves.
 
     Use as a context manager (or ``start()``/``stop()``); files come from
@@ -123,7 +134,11 @@ class RangeServer:
     (b'234', 1, 3)
     """
 
+    server_class = _QuietServer
+    thread_name = "range-server"
+
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        super().__init__()
         self.root = None if root is None else Path(root).resolve()
         self._files: dict[str, bytes] = {}
         self._faults: dict[str, Fault] = {}
@@ -132,53 +147,27 @@ class RangeServer:
         self._released = threading.Event()
         self.log: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
         self._bytes: _Counter[str] = _Counter()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------
-    def start(self) -> RangeServer:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        """The Range-capable handler serving this server's files and faults."""
+        return _handler_for(self)
+
+    def start(self) -> Self:
         """Bind 127.0.0.1 on a free port and serve in a daemon thread."""
         self._released.clear()
-        server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="range-server", daemon=True)
-        self._thread.start()
-        return self
+        return super().start()
 
     def stop(self) -> None:
         """Release stalled handlers and stop serving."""
         self._released.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def __enter__(self) -> RangeServer:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+        super().stop()
 
     # -- content and faults ----------------------------------------------------
-    @property
-    def port(self) -> int:
-        """The port the server listens on."""
-        assert self._server is not None, "start() the server first"
-        return int(self._server.server_address[1])
-
     @property
     def endpoint(self) -> str:
         """``127.0.0.1:port`` (what GDAL's ``AWS_S3_ENDPOINT`` takes)."""
         return f"127.0.0.1:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:port``."""
-        return f"http://{self.endpoint}"
 
     def url(self, name: str, query: str = "") -> str:
         """The URL of ``name`` (with ``?query`` when given)."""
@@ -271,16 +260,6 @@ class RangeServer:
         if self.root not in full.parents or not full.is_file():
             return None
         return _FileBytes(full)  # type: ignore[return-value]
-
-
-class _QuietServer(ThreadingHTTPServer):
-    """Clients that hang up early (timeouts, aborted size probes) are not errors here."""
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        import sys
-
-        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            super().handle_error(request, client_address)
 
 
 class _FileBytes:

@@ -242,3 +242,27 @@ def test_a_url_with_band_scales_is_checked_against_gdals_header(http_server, cog
     _, url2 = serve(http_server, path)  # the same pixels without factors, planned with them
     with pytest.raises(GridMismatch, match="scales/offsets"):
         read_window(source_spec(url2, env=ENV), attrs.evolve(planned), (1,), (0, 256, 0, 1024))
+
+
+def test_a_cube_chunk_task_fetches_the_next_dates_while_it_waits_for_one(slow_server):
+    """One task reading one chunk of three dates (one 256 x 256 tile each): the next dates' bytes are in flight
+    together with this date's, instead of one round trip after another."""
+    base, root = slow_server
+    arrays = [cog_array((256, 256), seed=20 + k) for k in range(3)]
+    for k, a in enumerate(arrays):
+        write_cog(root / f"date{k}.tif", a, block=256)
+    urls = [f"{base}/date{k}.tif" for k in range(3)]
+    cube = pyr.read_cube(urls, env=ENV)  # the first file's header, read here by GDAL
+    cog_read.clear_cache()
+    _delay_server.stats(base, reset=True)
+    top = pyr.reduce_time(cube, "max").data.compute(scheduler="sync")  # one task: the three dates in turn
+    stats = _delay_server.stats(base, reset=True)
+    assert stats["max_in_flight"] >= 2, stats
+    np.testing.assert_array_equal(top[0], np.max(arrays, axis=0))
+    for k, a in enumerate(arrays):
+        write_cog(root / f"again{k}.tif", a, block=256)
+    again = pyr.read_cube([f"{base}/again{k}.tif" for k in range(3)], env=ENV)
+    _delay_server.stats(base, reset=True)
+    with dask.config.set({"pyr.read-ahead": 0}):  # off: one request at a time
+        pyr.reduce_time(again, "max").data.compute(scheduler="sync")
+    assert _delay_server.stats(base, reset=True)["max_in_flight"] == 1

@@ -27,6 +27,7 @@ from pyr._values import band_names as band_names_of
 from pyr.cube import Cube
 from pyr.errors import GridMismatch, InvalidArgument, ReadError
 from pyr.geobox import GeoBox
+from pyr.io.cog import prefetch
 from pyr.io.gdal.sources import SourceSpec, display_name
 from pyr.io.tiff import Header, auto_chunks, read_header, read_window, source_spec, split
 from pyr.ops.reduce import max_cells
@@ -37,6 +38,9 @@ __all__ = ["LOGGER_NAME", "check_sources", "read_cube", "read_date_chunk"]
 
 LOGGER_NAME = "pyr.io.cube"
 _log = logging.getLogger(LOGGER_NAME)
+#: A date's chunk task fetches ahead the network sources of this many dates on either side
+#: (:func:`read_date_chunk`; schedulers run a chunk's dates in either order).
+PREFETCH_DATES = 2
 
 
 @attrs.frozen
@@ -53,13 +57,20 @@ def read_date_chunk(
     indexes: tuple[int, ...],
     window: tuple[int, int, int, int],
     fill: _Fill | None,
+    then: tuple[SourceSpec, ...] = (),
 ) -> np.ndarray:
     """Read one chunk ``(1, band, y, x)`` of one date (a task of :func:`read_cube`).
 
-    Raises :class:`GridMismatch` if the file does not match ``expect``. A
-    :class:`ReadError` is raised, or, when ``fill`` is given, logged as a
-    warning on the ``pyr.io.cube`` logger and replaced by a nodata block.
+    ``then`` are the network sources of the dates next to this one: the
+    same chunk of theirs is fetched ahead first (:func:`pyr.io.cog.prefetch`),
+    so that a task reducing every date of a chunk does not wait one round
+    trip per date in turn. Raises :class:`GridMismatch` if the file does not match
+    ``expect``. A :class:`ReadError` is raised, or, when ``fill`` is given,
+    logged as a warning on the ``pyr.io.cube`` logger and replaced by a
+    nodata block.
     """
+    if then:
+        prefetch(then, indexes, window)
     try:
         block = read_window(spec, expect, indexes, window)
     except ReadError as err:
@@ -274,11 +285,14 @@ def _graph(
     name = "pyr-read-cube-" + tokenize(specs, header, indexes, ychunks, xchunks, fill)
     dsk: dict[Any, Any] = {}
     for t, spec in enumerate(specs):
+        near = [*specs[t + 1 : t + 1 + PREFETCH_DATES], *specs[max(0, t - PREFETCH_DATES) : t][::-1]]
+        then = tuple(s for s in near if s.path.startswith("/vsi") and s != spec)
         r0 = 0
         for i, cy in enumerate(ychunks):
             c0 = 0
             for j, cx in enumerate(xchunks):
-                dsk[(name, t, 0, i, j)] = (read_date_chunk, spec, header, indexes, (r0, r0 + cy, c0, c0 + cx), fill)
+                window = (r0, r0 + cy, c0, c0 + cx)
+                dsk[(name, t, 0, i, j)] = (read_date_chunk, spec, header, indexes, window, fill, then)
                 c0 += cx
             r0 += cy
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=())

@@ -23,6 +23,7 @@ import attrs
 import numpy as np
 
 from pyr import _gridding
+from pyr._nodata import fill_holes, missing
 from pyr._warp_plan import overview_geobox, pick_overview
 from pyr.errors import GridMismatch, InvalidArgument
 from pyr.geobox import GeoBox
@@ -270,10 +271,10 @@ def mosaic_warped(
             continue
         if out is None:
             out = block
-        else:
-            hole = _missing(out, target.dst_nodata)
-            out[hole] = block[hole]
-        if not _missing(out, target.dst_nodata).any():
+            left = missing(out, target.dst_nodata)
+            if left is None or not left.any():
+                break
+        elif not fill_holes(out, block, target.dst_nodata):
             break
     return target.fill(len(indexes), (rows[1] - rows[0], cols[1] - cols[0])) if out is None else out
 
@@ -286,13 +287,3 @@ def _check_like(spec: SourceSpec, header: Header, first: Header, indexes: tuple[
     why = first.factors_mismatch(header, indexes)
     if why is not None:
         raise GridMismatch(f"{spec.name!r} has {why} (the cube's are its first source's).")
-
-
-def _missing(block: np.ndarray, nodata: float | int) -> np.ndarray:
-    """Cells without data: equal to nodata, or NaN in a float block."""
-    if block.dtype.kind == "f":
-        hole: np.ndarray = np.isnan(block)
-        if not (isinstance(nodata, float) and math.isnan(nodata)):
-            hole |= block == nodata
-        return hole
-    return np.asarray(block == nodata)

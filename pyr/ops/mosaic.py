@@ -12,6 +12,7 @@ from affine import Affine
 
 from pyr import _gridding, _lazy
 from pyr._curry import curried
+from pyr._nodata import fill_holes
 from pyr.errors import GridMismatch, InvalidArgument
 from pyr.geobox import GeoBox
 from pyr.ops.reproject import output_nodata, reproject
@@ -29,20 +30,9 @@ class _FirstValid:
     def __call__(self, *blocks: np.ndarray) -> np.ndarray:
         out = np.array(blocks[0], copy=True)
         for block in blocks[1:]:
-            hole = self.missing(out)
-            if not hole.any():
+            if not fill_holes(out, block, self.nodata):
                 break
-            out[hole] = block[hole]
         return out
-
-    def missing(self, block: np.ndarray) -> np.ndarray:
-        """Cells without data: equal to nodata, or NaN in a float block."""
-        if block.dtype.kind == "f":
-            hole: np.ndarray = np.isnan(block)
-            if not (isinstance(self.nodata, float) and math.isnan(self.nodata)):
-                hole |= block == self.nodata
-            return hole
-        return np.asarray(block == self.nodata)
 
     def __dask_tokenize__(self) -> object:
         return ("pyr.mosaic", repr(self.nodata))

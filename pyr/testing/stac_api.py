@@ -34,11 +34,13 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import numpy as np
+
+from pyr.testing._loopback import LoopbackServer
 
 __all__ = ["CONFORMANCE", "StacApi"]
 
@@ -98,48 +100,27 @@ def _list(value: Any) -> list[str] | None:
     return [str(v) for v in value]
 
 
-class StacApi:
+class StacApi(LoopbackServer):
     """A STAC API serving ``items`` on 127.0.0.1 (see the module docstring); a context manager."""
 
+    thread_name = "stac-api"
+
     def __init__(self, items: Sequence[Mapping[str, Any]], *, title: str = "pyr loopback STAC API") -> None:
+        super().__init__()
         self.items = [dict(i) for i in items]
         self.title = title
         self.requests = 0
         self.searches = 0
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:port`` (the landing page is ``url + "/"``)."""
-        assert self._server is not None, "start() the server first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.base_url
 
-    def start(self) -> StacApi:
-        """Bind a free loopback port and serve in a daemon thread."""
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="stac-api", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def __enter__(self) -> StacApi:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        """The request handler answering from this API's items."""
+        return _handler_for(self)
 
     # -- documents -------------------------------------------------------------
     def collections(self) -> list[dict[str, Any]]:

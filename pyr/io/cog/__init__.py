@@ -20,6 +20,6 @@ without them, or with the environment variable ``PYR_NATIVE=0``, GDAL reads
 everything (without aiohttp, every URL).
 """
 
-from pyr.io.cog.read import enabled, read_native
+from pyr.io.cog.read import enabled, prefetch, read_native
 
-__all__ = ["enabled", "read_native"]
+__all__ = ["enabled", "prefetch", "read_native"]

@@ -76,6 +76,10 @@ class Source(Protocol):
         """Start fetching ``read_at(offset, size)`` now (where that pays), without waiting."""
         ...
 
+    def prefetch(self, ranges: list[tuple[int, int]]) -> None:
+        """Start fetching ``ranges`` for later reads in this process (where that pays), without waiting."""
+        ...
+
 
 class LocalFile:
     """A local file, read with ``os.pread`` on a descriptor held for one read."""
@@ -95,6 +99,9 @@ class LocalFile:
         return [os.pread(self.fd, size, offset) for offset, size in ranges]
 
     def warm(self, offset: int, size: int) -> None:
+        """Nothing: a local read is not worth starting early."""
+
+    def prefetch(self, ranges: list[tuple[int, int]]) -> None:
         """Nothing: a local read is not worth starting early."""
 
     def stamp(self) -> tuple[int, ...]:

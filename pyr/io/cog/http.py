@@ -247,6 +247,11 @@ class _Ahead:
         self.pending: OrderedDict[tuple[str, int, int], _Held] = OrderedDict()
         self.taken: OrderedDict[tuple[str, int, int], float] = OrderedDict()
 
+    def holds(self, key: tuple[str, int, int]) -> bool:
+        """Whether the range ``key`` is held (fetched ahead, not taken yet)."""
+        with self.lock:
+            return key in self.pending
+
     def take(self, key: tuple[str, int, int]) -> _Held | None:
         """The held range ``key`` (``None`` if not held); from now on it is never fetched ahead."""
         with self.lock:
@@ -300,8 +305,14 @@ class HttpSource:
         return self.read_many([(offset, size)])[0]
 
     def warm(self, offset: int, size: int) -> None:
-        """Start the request of ``read_at(offset, size)`` now; that call takes its answer."""
-        self._warm = (offset, size, self._submit(_the_client(), offset, size, in_flight()))
+        """Start the request of ``read_at(offset, size)`` now (unless it is held already); that call takes it."""
+        if not _ahead.holds((self.url, offset, size)):
+            self._warm = (offset, size, self._submit(_the_client(), offset, size, in_flight()))
+
+    def prefetch(self, ranges: list[tuple[int, int]]) -> None:
+        """Fetch ``ranges`` ahead, all of them, as :meth:`read_many`'s ``ahead`` (held for a later read)."""
+        limit = in_flight()
+        self._fetch_ahead(_the_client(), ranges, limit, want=len(ranges), cap=4 * limit)
 
     def _submit(self, client: _Client, start: int, size: int, limit: int) -> Future[bytes]:
         return asyncio.run_coroutine_threadsafe(client.get(self.url, start, size, self.policy, limit), client.loop)
@@ -328,7 +339,7 @@ class HttpSource:
             for start, size, members in merge_ranges([ranges[i] for i in missing])
         ]
         if ahead:
-            self._fetch_ahead(client, ahead, limit)
+            self._fetch_ahead(client, ahead, limit, want=read_ahead(), cap=2 * limit)
         out: list[bytes] = [b""] * len(ranges)
         for fut, start, members in own:
             body = self._wait(fut)
@@ -346,8 +357,8 @@ class HttpSource:
             out[i] = body[offset - start : offset - start + size]
         return out
 
-    def _fetch_ahead(self, client: _Client, ranges: list[tuple[int, int]], limit: int) -> None:
-        held = _ahead.reserve([(self.url, *r) for r in ranges], read_ahead(), 2 * limit)
+    def _fetch_ahead(self, client: _Client, ranges: list[tuple[int, int]], limit: int, *, want: int, cap: int) -> None:
+        held = _ahead.reserve([(self.url, *r) for r in ranges], want, cap)
         for start, size, members in merge_ranges([(k[1], k[2]) for k, _ in held]):
             request = self._submit(client, start, size, limit)
             for m in members:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,7 @@ from pyr.io.cog.georef import agrees
 from pyr.io.cog.layout import HEAD_BYTES, Layout, parse
 from pyr.io.gdal.sources import SourceSpec
 
-__all__ = ["enabled", "read_native"]
+__all__ = ["enabled", "prefetch", "read_native"]
 
 _CACHE_SIZE = 256
 _OFF = ("0", "false", "no", "off")
@@ -131,6 +131,53 @@ def read_native(
         why = str(err)
     # raised outside the handler: no exception chain (distributed pickles it with the error)
     raise ReadError(f"Cannot read {spec.name!r} (rows {r0}:{r1}, cols {c0}:{c1}): {why}")
+
+
+def prefetch(specs: Sequence[SourceSpec], indexes: tuple[int, ...], window: tuple[int, int, int, int]) -> None:
+    """Start fetching what reading ``window`` of each remote source of ``specs`` needs first; never waits.
+
+    For a file whose layout this process knows, the window's tiles; else
+    the head that holds its tile index. A cube's chunk task calls it for
+    the dates it reads next, so that their round trips overlap the one it
+    waits for (:func:`pyr.io.cube.read_date_chunk`). The bytes are held as
+    the read-ahead's are (:mod:`pyr.io.cog.http`); a fetch that fails is
+    fetched again, with its retries and errors, by the read that needs it,
+    so this never raises. Off when ``pyr.read-ahead`` is 0.
+    """
+    from pyr.io.cog.http import read_ahead
+
+    if not enabled() or not read_ahead():
+        return
+    for spec in specs:
+        try:
+            _prefetch(spec, indexes, window)
+        except Exception:  # a hint only: the read itself reports what is wrong
+            continue
+
+
+def _prefetch(spec: SourceSpec, indexes: tuple[int, ...], window: tuple[int, int, int, int]) -> None:
+    if not spec.path.startswith("/vsi"):
+        return
+    with open_source(spec.path, spec.name, spec.env) as source:
+        if source is None or not source.remote:
+            return
+        key = (*spec.key(), source.stamp())
+        with _lock:
+            known = key in _cache
+            entry = _cache.get(key)
+        if not known:
+            source.prefetch([(0, HEAD_BYTES)])
+            return
+        if entry is None:
+            return  # declined: GDAL reads it
+        layout = entry[0]
+        r0, r1, c0, c1 = window
+        if not (0 <= r0 < r1 <= layout.height and 0 <= c0 < c1 <= layout.width):
+            return
+        if any(not 1 <= i <= layout.samples for i in indexes):
+            return
+        ranges = [(int(layout.offsets[k]), int(layout.counts[k])) for *_, k in _tiles(layout, indexes, window)]
+        source.prefetch([r for r in ranges if r[1] > 0])
 
 
 def _read(

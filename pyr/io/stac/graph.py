@@ -27,7 +27,7 @@ import attrs
 import numpy as np
 
 from pyr import _gridding
-from pyr._nodata import missing, same_nodata
+from pyr._nodata import fill_holes, missing, same_nodata
 from pyr.errors import InvalidArgument, ReadError
 from pyr.geobox import GeoBox
 from pyr.io.gdal.sources import SourceSpec
@@ -136,12 +136,10 @@ def read_band(
             continue
         if out is None:
             out = block
-        else:
-            hole = missing(out, plan.nodata)
-            assert hole is not None
-            out[hole] = block[hole]
-        hole = missing(out, plan.nodata)
-        if hole is None or not hole.any():
+            left = missing(out, plan.nodata)
+            if left is None or not left.any():
+                break
+        elif not fill_holes(out, block, plan.nodata):
             break
     return out
 
