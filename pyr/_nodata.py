@@ -14,15 +14,18 @@ array a NaN cell holds no data whatever the nodata value.
 >>> out = np.array([0, 5, 0])
 >>> fill_holes(out, np.array([7, 8, 0]), 0), out.tolist()
 (True, [7, 5, 0])
+>>> first_valid(iter([np.array([0, 5]), None, np.array([7, 0]), np.array([9, 9])]), 0).tolist()
+[7, 5]
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 
-__all__ = ["fill_holes", "is_nan", "is_value", "missing", "nodata_key", "same_nodata"]
+__all__ = ["fill_holes", "first_valid", "is_nan", "is_value", "missing", "nodata_key", "same_nodata"]
 
 Nodata = float | int | None
 
@@ -72,3 +75,24 @@ def fill_holes(out: np.ndarray, block: np.ndarray, nodata: Nodata) -> bool:
     out[hole] = block[hole]
     left = missing(out, nodata)
     return left is not None and bool(left.any())
+
+
+def first_valid(blocks: Iterator[np.ndarray | None], nodata: Nodata) -> np.ndarray | None:
+    """The blocks merged, each cell from the first block that has data there (``None``: no block).
+
+    ``blocks`` is consumed lazily and left as soon as no cell is missing, so a
+    generator that reads a source per block reads no more sources than that;
+    a ``None`` block (a source that gave nothing) is skipped.
+    """
+    out: np.ndarray | None = None
+    for block in blocks:
+        if block is None:
+            continue
+        if out is None:
+            out = block
+            left = missing(out, nodata)
+            if left is None or not left.any():
+                break
+        elif not fill_holes(out, block, nodata):
+            break
+    return out

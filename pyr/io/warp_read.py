@@ -16,14 +16,14 @@ from __future__ import annotations
 import functools
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
 import numpy as np
 
 from pyr import _gridding
-from pyr._nodata import fill_holes, missing
+from pyr._nodata import first_valid
 from pyr._warp_plan import overview_geobox, pick_overview
 from pyr.errors import GridMismatch, InvalidArgument
 from pyr.geobox import GeoBox
@@ -256,26 +256,18 @@ def mosaic_warped(
     """
     from pyr.errors import ReadError
 
-    out: np.ndarray | None = None
-    for spec in specs:
-        try:
-            header = first[1] if spec == first[0] else cached_header(spec)
-            _check_like(spec, header, first[1], indexes)
-            block = read_warped(spec, header, indexes, target, rows, cols)
-        except ReadError as err:
-            if skip_failed is None:
-                raise
-            skip_failed(spec, err)
-            continue
-        if block is None:
-            continue
-        if out is None:
-            out = block
-            left = missing(out, target.dst_nodata)
-            if left is None or not left.any():
-                break
-        elif not fill_holes(out, block, target.dst_nodata):
-            break
+    def blocks() -> Iterator[np.ndarray | None]:
+        for spec in specs:
+            try:
+                header = first[1] if spec == first[0] else cached_header(spec)
+                _check_like(spec, header, first[1], indexes)
+                yield read_warped(spec, header, indexes, target, rows, cols)
+            except ReadError as err:
+                if skip_failed is None:
+                    raise
+                skip_failed(spec, err)
+
+    out = first_valid(blocks(), target.dst_nodata)
     return target.fill(len(indexes), (rows[1] - rows[0], cols[1] - cols[0])) if out is None else out
 
 

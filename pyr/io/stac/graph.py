@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
 import numpy as np
 
 from pyr import _gridding
-from pyr._nodata import fill_holes, missing, same_nodata
+from pyr._nodata import first_valid, missing, same_nodata
 from pyr.errors import InvalidArgument, ReadError
 from pyr.geobox import GeoBox
 from pyr.io.gdal.sources import SourceSpec
@@ -119,29 +120,21 @@ def read_band(
 ) -> np.ndarray | None:
     """One band of one time step on one chunk, ``(1, y, x)``: the first valid pixel wins, in item order."""
     chunk = plan.geobox[rows[0] : rows[1], cols[0] : cols[1]]
-    out: np.ndarray | None = None
-    for source in sources:
-        if _misses(source, chunk, plan.resampling):
-            continue
-        try:
-            block = _read_one(source, plan, rows, cols)
-        except ReadError as err:
-            if not plan.skip_failed:
-                raise
-            _log.warning(
-                "read_stac: asset %r failed, left out of its chunk (on_error='nodata'): %s", source.spec.name, err
-            )
-            continue
-        if block is None:
-            continue
-        if out is None:
-            out = block
-            left = missing(out, plan.nodata)
-            if left is None or not left.any():
-                break
-        elif not fill_holes(out, block, plan.nodata):
-            break
-    return out
+
+    def blocks() -> Iterator[np.ndarray | None]:
+        for source in sources:
+            if _misses(source, chunk, plan.resampling):
+                continue
+            try:
+                yield _read_one(source, plan, rows, cols)
+            except ReadError as err:
+                if not plan.skip_failed:
+                    raise
+                _log.warning(
+                    "read_stac: asset %r failed, left out of its chunk (on_error='nodata'): %s", source.spec.name, err
+                )
+
+    return first_valid(blocks(), plan.nodata)
 
 
 def _region(plan: Plan, region: tuple[slice, ...], bands: tuple[tuple[Source, ...], ...]) -> np.ndarray:
