@@ -73,8 +73,12 @@ def fill_holes(out: np.ndarray, block: np.ndarray, nodata: Nodata) -> bool:
     if hole is None:
         return False
     out[hole] = block[hole]
-    left = missing(out, nodata)
-    return left is not None and bool(left.any())
+    return _any_missing(out, nodata)
+
+
+def _any_missing(block: np.ndarray, nodata: Nodata) -> bool:
+    hole = missing(block, nodata)
+    return hole is not None and bool(hole.any())
 
 
 def first_valid(blocks: Iterator[np.ndarray | None], nodata: Nodata) -> np.ndarray | None:
@@ -90,8 +94,7 @@ def first_valid(blocks: Iterator[np.ndarray | None], nodata: Nodata) -> np.ndarr
             continue
         if out is None:
             out = block
-            left = missing(out, nodata)
-            if left is None or not left.any():
+            if not _any_missing(out, nodata):
                 break
         elif not fill_holes(out, block, nodata):
             break

@@ -12,7 +12,7 @@ from affine import Affine
 
 from pyr import _gridding, _lazy
 from pyr._curry import curried
-from pyr._nodata import fill_holes
+from pyr._nodata import first_valid
 from pyr.errors import GridMismatch, InvalidArgument
 from pyr.geobox import GeoBox
 from pyr.ops.reproject import output_nodata, reproject
@@ -28,10 +28,8 @@ class _FirstValid:
     nodata: float | int
 
     def __call__(self, *blocks: np.ndarray) -> np.ndarray:
-        out = np.array(blocks[0], copy=True)
-        for block in blocks[1:]:
-            if not fill_holes(out, block, self.nodata):
-                break
+        out = first_valid(iter((np.array(blocks[0], copy=True), *blocks[1:])), self.nodata)
+        assert out is not None  # there is a first block
         return out
 
     def __dask_tokenize__(self) -> object:
