@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pyr.errors import InvalidArgument, PyrError
-
-if TYPE_CHECKING:
-    from pyr.cube import Cube
 
 __all__ = ["run_stac"]
 
@@ -46,14 +43,6 @@ def _items(b04: list[Path], scl: list[Path]) -> list[dict[str, Any]]:
     return items
 
 
-def _cloud_free(red: Cube, scl: Cube) -> Cube:
-    """``red`` with the SCL cloud and shadow classes masked to nodata."""
-    import pyr
-    from pyr.testing.synth_scl import CLOUDY
-
-    return pyr.mask(red, scl, values=list(CLOUDY))
-
-
 def run_stac(args: argparse.Namespace) -> int:
     """Run the ``--stac`` demo (the scheduler, size, dates and out folder of ``args``)."""
     try:
@@ -62,12 +51,12 @@ def run_stac(args: argparse.Namespace) -> int:
         raise InvalidArgument(
             "pyr demo --stac needs pystac-client (pip install 'pyr[stac]'); plain `pyr demo` runs without it."
         ) from None
-    from pyr import compute, read_stac, reduce_time, write_zarr
+    from pyr import compute, mask, read_stac, reduce_time, write_zarr
     from pyr.cli import quicklook
     from pyr.cli.demo import _Steps, use_scheduler
     from pyr.testing.stac_api import StacApi
     from pyr.testing.synth import make_series
-    from pyr.testing.synth_scl import make_scl_series
+    from pyr.testing.synth_scl import CLOUDY, make_scl_series
 
     if args.size < 64:
         raise InvalidArgument(f"--size {args.size}: expected at least 64 pixels.")
@@ -95,7 +84,7 @@ def run_stac(args: argparse.Namespace) -> int:
             qa = read_stac(items, bands=["scl"], geobox=red.geobox, chunks=block * 2)
             s["note"] = f"{red!r}; no file opened"
         with steps.step("mask SCL classes 3, 8, 9, 10 (cloud shadow, clouds, cirrus) to NaN") as s:
-            clear = _cloud_free(red, qa)
+            clear = mask(red, qa, values=list(CLOUDY))
             s["note"] = "lazy"
         with steps.step("temporal median of the cloud-free cube (pyr.reduce_time)") as s:
             median = reduce_time(clear, "median")

@@ -22,25 +22,31 @@ from pyr import _gridding
 from pyr._imports import ensure
 from pyr.cube import Cube
 from pyr.errors import InvalidArgument, ReadError
+from pyr.geobox import GeoBox
 from pyr.io.gdal.sources import SourceSpec
 from pyr.io.tiff import Header, split
 from pyr.io.warp_read import WarpTarget, cached_header, check_geobox, mosaic_warped, output_chunks, output_nodata
 from pyr.types import parse_nodata
 
-__all__ = ["GROUP_BY", "group_sources", "warped_cube"]
+__all__ = ["GROUP_BY", "centre_longitude", "group_sources", "warped_cube"]
 
 GROUP_BY = (None, "date", "solar_day")
 _log = logging.getLogger("pyr.io.cube")
 
 
-def _solar_offset(spec: SourceSpec) -> np.timedelta64:
-    """Local solar time minus UTC at the centre of ``spec``'s footprint: longitude / 15 hours."""
-    grid = cached_header(spec).geobox
+def centre_longitude(grid: GeoBox, no_crs: str) -> float:
+    """The longitude of ``grid``'s centre (for local solar days); ``no_crs``: the error when it has no CRS."""
     if grid.crs is None:
-        raise InvalidArgument(f"group_by='solar_day': {spec.name!r} has no CRS, so no longitude.")
+        raise InvalidArgument(no_crs)
     x, y = grid.transform @ (grid.width / 2, grid.height / 2)
     lon, _ = _gridding.transform_points(grid.crs, CRS.from_epsg(4326), np.array([x]), np.array([y]))
-    return _lon_offset(float(lon[0]))
+    return float(lon[0])
+
+
+def _solar_offset(spec: SourceSpec) -> np.timedelta64:
+    """Local solar time minus UTC at the centre of ``spec``'s footprint: longitude / 15 hours."""
+    no_crs = f"group_by='solar_day': {spec.name!r} has no CRS, so no longitude."
+    return _lon_offset(centre_longitude(cached_header(spec).geobox, no_crs))
 
 
 def _lon_offset(lon: float) -> np.timedelta64:

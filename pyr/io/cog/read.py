@@ -68,10 +68,10 @@ def _entry(
     """(layout, header) of ``spec``, read once per file per process; ``None`` when declined.
 
     The header is GDAL's, or for a URL ``expect`` itself when the file's
-    own tags give exactly its grid, bands, dtype and nodata
-    (:func:`pyr.io.cog.georef.agrees`): no GDAL open then.
+    own tags give exactly its grid, bands, dtype and nodata, and neither has
+    band scales or offsets (:func:`pyr.io.cog.georef.agrees`): no GDAL open then.
     """
-    key = (*spec.key(), source.stamp())
+    key = _key(spec, source)
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
@@ -161,7 +161,7 @@ def _prefetch(spec: SourceSpec, indexes: tuple[int, ...], window: tuple[int, int
     with open_source(spec.path, spec.name, spec.env) as source:
         if source is None or not source.remote:
             return
-        key = (*spec.key(), source.stamp())
+        key = _key(spec, source)
         with _lock:
             known = key in _cache
             entry = _cache.get(key)
@@ -171,13 +171,8 @@ def _prefetch(spec: SourceSpec, indexes: tuple[int, ...], window: tuple[int, int
         if entry is None:
             return  # declined: GDAL reads it
         layout = entry[0]
-        r0, r1, c0, c1 = window
-        if not (0 <= r0 < r1 <= layout.height and 0 <= c0 < c1 <= layout.width):
-            return
-        if any(not 1 <= i <= layout.samples for i in indexes):
-            return
-        ranges = [(int(layout.offsets[k]), int(layout.counts[k])) for *_, k in _tiles(layout, indexes, window)]
-        source.prefetch([r for r in ranges if r[1] > 0])
+        if _fits(layout, indexes, window):
+            source.prefetch([r for r in _ranges(layout, _tiles(layout, indexes, window)) if r[1] > 0])
 
 
 def _read(
@@ -194,13 +189,11 @@ def _read(
         if entry is None:
             return None
         layout, header = entry
+        if not _fits(layout, indexes, window):
+            return None
         r0, r1, c0, c1 = window
-        if not (0 <= r0 < r1 <= layout.height and 0 <= c0 < c1 <= layout.width):
-            return None
-        if any(not 1 <= i <= layout.samples for i in indexes):
-            return None
         tiles = _tiles(layout, indexes, window)
-        ranges = [(int(layout.offsets[k]), int(layout.counts[k])) for _, _, _, k in tiles]
+        ranges = _ranges(layout, tiles)
         if any(size == 0 for _, size in ranges):
             return None  # a sparse tile: GDAL fills it
         try:
@@ -276,10 +269,27 @@ def _ahead(layout: Layout, indexes: tuple[int, ...], window: tuple[int, int, int
         ring.sort(key=lambda ij: abs(ij[0] - i0) + abs(ij[1] - j0))
         for i, j in ring:
             nxt = (i * h, min((i + 1) * h, layout.height), j * w, min((j + 1) * w, layout.width))
-            out += [(int(layout.offsets[k]), int(layout.counts[k])) for *_, k in _tiles(layout, indexes, nxt)]
+            out += _ranges(layout, _tiles(layout, indexes, nxt))
         if len(out) >= want:
             break
     return [rng for rng in out[:want] if rng[1] > 0]
+
+
+def _key(spec: SourceSpec, source: Source) -> tuple[Any, ...]:
+    """The layout cache's key: the source, its overview and GDAL options, and (local files) its identity."""
+    return (*spec.key(), source.stamp())
+
+
+def _fits(layout: Layout, indexes: tuple[int, ...], window: tuple[int, int, int, int]) -> bool:
+    """Whether ``window`` lies inside the image and bands ``indexes`` (1-based) exist."""
+    r0, r1, c0, c1 = window
+    inside = 0 <= r0 < r1 <= layout.height and 0 <= c0 < c1 <= layout.width
+    return inside and all(1 <= i <= layout.samples for i in indexes)
+
+
+def _ranges(layout: Layout, tiles: list[tuple[int, ...]]) -> list[tuple[int, int]]:
+    """The (offset, byte count) of each of ``tiles`` (as :func:`_tiles` gives them) in the file."""
+    return [(int(layout.offsets[k]), int(layout.counts[k])) for *_, k in tiles]
 
 
 def _tiles(layout: Layout, indexes: tuple[int, ...], window: tuple[int, int, int, int]) -> list[tuple[int, ...]]:

@@ -14,7 +14,7 @@ from pyr._imports import ensure
 from pyr.cube import Cube
 from pyr.errors import InvalidArgument
 from pyr.geobox import GeoBox
-from pyr.io.cube_warp import GROUP_BY, group_sources
+from pyr.io.cube_warp import GROUP_BY, centre_longitude, group_sources
 from pyr.io.gdal.sources import SourceSpec
 from pyr.io.stac.graph import Plan, Source, Steps, stac_array
 from pyr.io.stac.grid import plan_geobox
@@ -106,20 +106,10 @@ def _times_and_steps(items: Sequence[Item], group_by: Any, headers: _Headers, ke
         for i, item in enumerate(items):
             lon = item.lon
             if lon is None:
-                grid = headers.get(i, keys[0]).geobox
-                lon = _centre_lon(grid, item.id)
+                no_crs = f"group_by='solar_day': STAC item {item.id!r} has no bbox, geometry or CRS: no longitude."
+                lon = centre_longitude(headers.get(i, keys[0]).geobox, no_crs)
             lons.append(lon)
     return group_sources(list(items), times, group_by, longitudes=lons)
-
-
-def _centre_lon(grid: GeoBox, ident: str) -> float:
-    from rasterio.crs import CRS
-
-    if grid.crs is None:
-        raise InvalidArgument(f"group_by='solar_day': STAC item {ident!r} has no bbox, geometry or CRS: no longitude.")
-    x, y = grid.transform @ (grid.width / 2, grid.height / 2)
-    lon, _ = _gridding.transform_points(grid.crs, CRS.from_epsg(4326), np.array([x]), np.array([y]))
-    return float(lon[0])
 
 
 @curried
