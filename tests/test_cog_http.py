@@ -266,3 +266,29 @@ def test_a_cube_chunk_task_fetches_the_next_dates_while_it_waits_for_one(slow_se
     with dask.config.set({"pyr.read-ahead": 0}):  # off: one request at a time
         pyr.reduce_time(again, "max").data.compute(scheduler="sync")
     assert _delay_server.stats(base, reset=True)["max_in_flight"] == 1
+
+
+def test_a_dates_layout_and_tiles_are_fetched_ahead_before_its_first_read(slow_server):
+    """Prefetching a date whose layout this process does not know yet reads the layout in the background and
+    then fetches the window's tiles: its first read waits for neither (one round trip, not head then tiles)."""
+    import time
+
+    base, root = slow_server
+    arrays = [cog_array((256, 512), seed=30 + k) for k in range(3)]
+    for k, a in enumerate(arrays):
+        write_cog(root / f"early{k}.tif", a, block=256)
+    urls = [f"{base}/early{k}.tif" for k in range(3)]
+    cube = pyr.read_cube(urls, chunks=(256, 256), env=ENV)  # the first file's header, read here by GDAL
+    cog_read.clear_cache()
+    _delay_server.stats(base, reset=True)
+    cog_read.prefetch([source_spec(u, env=ENV) for u in urls[1:]], (1,), (0, 256, 256, 512))
+    deadline = time.monotonic() + 30
+    while _delay_server.stats(base)["requests"] < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # anything else it would send is sent by now
+    assert _delay_server.stats(base)["requests"] == 4  # each date's head, then the window's one tile
+    with dask.config.set({"pyr.read-ahead": 0}):  # nothing else ahead: every other request is a read's own
+        got = cube.data[:, :, :, 256:].compute(scheduler="sync")
+    stats = _delay_server.stats(base, reset=True)
+    assert stats["requests"] == 4 + 2  # the first date's head and tile; dates 1 and 2 took what was fetched ahead
+    np.testing.assert_array_equal(got[:, 0], np.stack(arrays)[:, :, 256:])

@@ -40,7 +40,7 @@ LOGGER_NAME = "pyr.io.cube"
 _log = logging.getLogger(LOGGER_NAME)
 #: A date's chunk task fetches ahead the network sources of this many dates on either side
 #: (:func:`read_date_chunk`; schedulers run a chunk's dates in either order).
-PREFETCH_DATES = 2
+PREFETCH_DATES = 4
 
 
 @attrs.frozen
@@ -62,7 +62,8 @@ def read_date_chunk(
     """Read one chunk ``(1, band, y, x)`` of one date (a task of :func:`read_cube`).
 
     ``then`` are the network sources of the dates next to this one: the
-    same chunk of theirs is fetched ahead first (:func:`pyr.io.cog.prefetch`),
+    same chunk of theirs is fetched ahead first (:func:`pyr.io.cog.prefetch`,
+    which also reads the layout of a file this process has not read yet),
     so that a task reducing every date of a chunk does not wait one round
     trip per date in turn. Raises :class:`GridMismatch` if the file does not match
     ``expect``. A :class:`ReadError` is raised, or, when ``fill`` is given,

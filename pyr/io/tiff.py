@@ -51,6 +51,8 @@ class Header:
 
     def mismatch(self, other: Header) -> str | None:
         """How ``other`` differs from this header (``None`` when it matches)."""
+        if other is self:
+            return None
         if other.geobox != self.geobox:
             return f"grid {other.geobox!r} instead of {self.geobox!r}"
         if other.count != self.count:

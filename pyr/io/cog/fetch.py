@@ -116,10 +116,13 @@ class LocalFile:
 
 def _plain_http(env: Mapping[str, str] | None) -> bool:
     """Whether neither ``env`` nor the process sets HTTP options the native fetcher does not honour."""
-    for options in (env or {}, os.environ):
-        if any(key in options for key in _HTTP_DECLINES) or any(is_secret(key) for key in options if "HTTP" in key):
-            return False
-    return True
+    return _plain_keys(frozenset(env or ())) and _plain_keys(frozenset(os.environ))
+
+
+@functools.lru_cache(maxsize=64)
+def _plain_keys(keys: frozenset[str]) -> bool:
+    """Whether none of the option names ``keys`` changes who may read a URL or how (once per set of names)."""
+    return not any(key in keys for key in _HTTP_DECLINES) and not any(is_secret(key) for key in keys if "HTTP" in key)
 
 
 def http_url(path: str, env: Mapping[str, str] | None) -> str | None:

@@ -14,6 +14,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -30,14 +31,22 @@ __all__ = ["enabled", "prefetch", "read_native"]
 _CACHE_SIZE = 256
 _OFF = ("0", "false", "no", "off")
 
+#: Threads per process that read the layouts of remote files ahead of their first read (they wait on the network).
+LAYOUT_THREADS = 8
+
 _lock = threading.Lock()
 _cache: OrderedDict[tuple[Any, ...], tuple[Layout, Any] | None] = OrderedDict()
+# layouts of remote files read ahead (see _layout_ahead), until their first read takes them
+_early: OrderedDict[tuple[Any, ...], Future[Layout | None]] = OrderedDict()
+_pool: ThreadPoolExecutor | None = None
 _available: bool | None = None
 
 
 def _after_fork_in_child() -> None:
-    global _lock
+    global _lock, _pool
     _lock = threading.Lock()
+    _pool = None
+    _early.clear()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -60,6 +69,7 @@ def clear_cache() -> None:
     """Forget every layout of this process."""
     with _lock:
         _cache.clear()
+        _early.clear()
 
 
 def _entry(
@@ -76,15 +86,15 @@ def _entry(
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
+    with _lock:
+        early = _early.pop(key, None)
     header = None
     if source.remote:  # GDAL's open and the header fetch both wait on the network: overlap them
-        source.warm(0, HEAD_BYTES)
+        if early is None:
+            source.warm(0, HEAD_BYTES)
         if expect is None:
             header = header_of(spec)
-    try:
-        layout = parse(source.read_at, spec.overview)
-    except ValueError:
-        layout = None  # GDAL reads it, or says what is wrong with it
+    layout = _parse(source, spec.overview, early)
     entry = None
     if layout is not None:
         if header is None and source.remote and expect is not None and agrees(layout, expect):
@@ -102,6 +112,19 @@ def _entry(
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     return entry
+
+
+def _parse(source: Source, overview: int | None, early: Future[Layout | None] | None) -> Layout | None:
+    """The layout of ``source``: read ahead (``early``), else now; ``None`` when declined or unparsable."""
+    if early is not None:
+        try:
+            return early.result()
+        except Exception:  # a failed fetch ahead: read it now, with this read's retries and errors
+            pass
+    try:
+        return parse(source.read_at, overview)
+    except ValueError:
+        return None  # GDAL reads it, or says what is wrong with it
 
 
 def read_native(
@@ -136,8 +159,9 @@ def read_native(
 def prefetch(specs: Sequence[SourceSpec], indexes: tuple[int, ...], window: tuple[int, int, int, int]) -> None:
     """Start fetching what reading ``window`` of each remote source of ``specs`` needs first; never waits.
 
-    For a file whose layout this process knows, the window's tiles; else
-    the head that holds its tile index. A cube's chunk task calls it for
+    For a file whose layout this process knows, the window's tiles; else a
+    background thread reads its layout (its head holds the tile index) and
+    then starts fetching the window's tiles. A cube's chunk task calls it for
     the dates it reads next, so that their round trips overlap the one it
     waits for (:func:`pyr.io.cube.read_date_chunk`). The bytes are held as
     the read-ahead's are (:mod:`pyr.io.cog.http`); a fetch that fails is
@@ -166,13 +190,63 @@ def _prefetch(spec: SourceSpec, indexes: tuple[int, ...], window: tuple[int, int
             known = key in _cache
             entry = _cache.get(key)
         if not known:
-            source.prefetch([(0, HEAD_BYTES)])
+            _layout_ahead(spec, key, indexes, window)
             return
-        if entry is None:
-            return  # declined: GDAL reads it
-        layout = entry[0]
-        if _fits(layout, indexes, window):
-            source.prefetch([r for r in _ranges(layout, _tiles(layout, indexes, window)) if r[1] > 0])
+        if entry is not None:  # else declined: GDAL reads it
+            _prefetch_tiles(source, entry[0], indexes, window)
+
+
+def _prefetch_tiles(
+    source: Source, layout: Layout, indexes: tuple[int, ...], window: tuple[int, int, int, int]
+) -> None:
+    if _fits(layout, indexes, window):
+        source.prefetch([r for r in _ranges(layout, _tiles(layout, indexes, window)) if r[1] > 0])
+
+
+def _layout_ahead(
+    spec: SourceSpec, key: tuple[Any, ...], indexes: tuple[int, ...], window: tuple[int, int, int, int]
+) -> None:
+    """Read the layout of remote ``spec`` in a background thread, then prefetch ``window``'s tiles; never waits.
+
+    Without it, the first read of each date of a cube waits two round trips
+    in turn (head, then tiles). The layout is read once (later calls for the
+    same file only add their windows) and kept until the file's first read
+    takes it (:func:`_entry`).
+    """
+    global _pool
+    with _lock:
+        future = _early.get(key)
+        if future is None:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(LAYOUT_THREADS, thread_name_prefix="pyr-layout")
+            _early[key] = future = _pool.submit(_read_layout, spec)  # a failure is the first read's to report
+            while len(_early) > _CACHE_SIZE:
+                _early.popitem(last=False)
+    future.add_done_callback(lambda done: _tiles_ahead(spec, done, indexes, window))
+
+
+def _read_layout(spec: SourceSpec) -> Layout | None:
+    with open_source(spec.path, spec.name, spec.env) as source:
+        if source is None:
+            return None
+        try:
+            return parse(source.read_at, spec.overview)
+        except ValueError:
+            return None
+
+
+def _tiles_ahead(
+    spec: SourceSpec, layout: Future[Layout | None], indexes: tuple[int, ...], window: tuple[int, int, int, int]
+) -> None:
+    """Once ``layout`` is read, start fetching ``window``'s tiles (a hint: nothing is raised)."""
+    try:
+        found = None if layout.exception() is not None else layout.result()
+        if found is not None:
+            with open_source(spec.path, spec.name, spec.env) as source:
+                if source is not None:
+                    _prefetch_tiles(source, found, indexes, window)
+    except Exception:
+        return
 
 
 def _read(
