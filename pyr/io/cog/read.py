@@ -11,10 +11,11 @@ blocks) is declined, and remembered as declined.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -38,8 +39,42 @@ _lock = threading.Lock()
 _cache: OrderedDict[tuple[Any, ...], tuple[Layout, Any] | None] = OrderedDict()
 # layouts of remote files read ahead (see _layout_ahead), until their first read takes them
 _early: OrderedDict[tuple[Any, ...], Future[Layout | None]] = OrderedDict()
-_pool: ThreadPoolExecutor | None = None
 _available: bool | None = None
+
+
+class _Background:
+    """Up to ``size`` daemon threads running submitted calls (a process exits without waiting for them).
+
+    A layout read ahead waits on the network, up to GDAL's timeouts and
+    retries; nobody waits for its result at exit, so neither does the process.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.calls: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]]] = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+
+    def submit(self, call: Callable[[], Any]) -> Future[Any]:
+        """``call()``'s outcome, run in a background thread."""
+        future: Future[Any] = Future()
+        self.calls.put((future, call))
+        if len(self.threads) < self.size:
+            thread = threading.Thread(target=self._run, name=f"pyr-layout-{len(self.threads)}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        return future
+
+    def _run(self) -> None:
+        while True:
+            future, call = self.calls.get()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(call())
+                except BaseException as err:
+                    future.set_exception(err)
+
+
+_pool: _Background | None = None
 
 
 def _after_fork_in_child() -> None:
@@ -218,8 +253,8 @@ def _layout_ahead(
         future = _early.get(key)
         if future is None:
             if _pool is None:
-                _pool = ThreadPoolExecutor(LAYOUT_THREADS, thread_name_prefix="pyr-layout")
-            _early[key] = future = _pool.submit(_read_layout, spec)  # a failure is the first read's to report
+                _pool = _Background(LAYOUT_THREADS)
+            _early[key] = future = _pool.submit(lambda: _read_layout(spec))  # a failure is the first read's to report
             while len(_early) > _CACHE_SIZE:
                 _early.popitem(last=False)
     future.add_done_callback(lambda done: _tiles_ahead(spec, done, indexes, window))
