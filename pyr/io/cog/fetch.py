@@ -1,9 +1,15 @@
-"""Where tile bytes come from: a local file (``os.pread``), or an HTTP(S) URL or public S3 object (range requests).
+"""Where tile bytes come from: a local file (``os.pread``), or an HTTP(S) URL or S3 object (range requests).
 
 :func:`open_source` gives a :class:`Source` for a GDAL path the native path
 can fetch itself, or ``None`` (GDAL reads it). A source answers
 ``read_at(offset, size)`` (the header) and ``read_many(ranges)`` (a chunk's
 tiles, all at once).
+
+S3 objects are fetched natively when GDAL's options give unsigned requests
+(public buckets) or static keys (``AWS_ACCESS_KEY_ID`` and
+``AWS_SECRET_ACCESS_KEY``, a session token, requester pays): each request is
+then signed (:mod:`pyr.io.cog.s3`, a :data:`Sign` given to the source).
+Credentials from profiles, web identity or instance metadata stay with GDAL.
 """
 
 from __future__ import annotations
@@ -11,13 +17,13 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Protocol
 
 from pyr.io.gdal.env import is_secret
 
-__all__ = ["FetchError", "LocalFile", "Source", "http_url", "merge_ranges", "open_source"]
+__all__ = ["FetchError", "LocalFile", "Redirected", "Sign", "Source", "http_url", "merge_ranges", "open_source"]
 
 #: Two ranges closer than this are fetched as one request (the bytes between are read and dropped).
 MERGE_GAP = 16384
@@ -50,8 +56,21 @@ _HTTP_DECLINES = (
 )
 
 
+#: Signs a request: called with the URL and the request's headers before each attempt, it returns the
+#: headers to send (those and the signature's; see :class:`pyr.io.cog.s3.SigV4`).
+Sign = Callable[[str, dict[str, str]], dict[str, str]]
+
+
 class FetchError(Exception):
     """A network fetch failed for good (after its retries); ``str`` is the reason, without secrets."""
+
+
+class Redirected(FetchError):
+    """The server says to ask elsewhere (S3: the bucket is in another region, or at another endpoint).
+
+    GDAL follows such answers (it switches the region or endpoint and signs
+    again); the native path does not: it declines the file and GDAL reads it.
+    """
 
 
 class Source(Protocol):
@@ -153,16 +172,19 @@ def open_source(path: str, name: str, env: Mapping[str, str] | None) -> Iterator
             local.close()
         return
     url = http_url(path, env)
-    if url is None and path.startswith("/vsis3/") and _plain_http(env):
-        from pyr.io.cog.s3 import unsigned_url
+    sign: Sign | None = None
+    if url is None and path.startswith("/vsis3/") and _plain_http(env) and _has_aiohttp():
+        from pyr.io.cog.s3 import s3_request
 
-        url = unsigned_url(path, env)
+        request = s3_request(path, env)
+        if request is not None:
+            url, sign = request
     if url is None or not _has_aiohttp():
         yield None
         return
     from pyr.io.cog.http import HttpSource
 
-    yield HttpSource(url, name, env)
+    yield HttpSource(url, name, env, sign)
 
 
 @functools.cache

@@ -16,7 +16,20 @@ read's ``env``, then GDAL's configuration (``os.environ``,
 byte for that long fails the request), and ``GDAL_HTTP_MAX_RETRY`` retries
 of 429, 5xx, resets and timeouts, the delay starting at
 ``GDAL_HTTP_RETRY_DELAY`` and doubling. A failure is a :class:`FetchError`
-whose reason names the URL without its query string or credentials.
+whose reason names the URL without its query string or credentials (and,
+from an S3 error body, its code: ``HTTP error code: 403
+(SignatureDoesNotMatch)``). An answer sending the request elsewhere (S3's
+``PermanentRedirect``, ``TemporaryRedirect`` or
+``AuthorizationHeaderMalformed``: another region or endpoint; any
+redirect of a signed request) is a :class:`~pyr.io.cog.fetch.Redirected`
+error, upon which the native path declines the file and GDAL, which follows
+such answers, reads it.
+
+A source may sign its requests (signed S3 reads, see :mod:`pyr.io.cog.s3`):
+each attempt is signed afresh, once it may go out (a fresh date, also for
+retries), and its URL is sent exactly as signed (not normalised again) and
+never redirected. Ranges fetched ahead are held per URL and signer, so a
+read never takes bytes fetched under other credentials.
 """
 
 from __future__ import annotations
@@ -26,6 +39,7 @@ import atexit
 import contextlib
 import functools
 import os
+import re
 import sys
 import threading
 import time
@@ -36,7 +50,7 @@ from typing import Any
 
 import attrs
 
-from pyr.io.cog.fetch import FetchError, merge_ranges
+from pyr.io.cog.fetch import FetchError, Redirected, Sign, merge_ranges
 from pyr.io.gdal.env import NETWORK_DEFAULTS
 from pyr.io.gdal.messages import sanitize
 
@@ -45,6 +59,20 @@ __all__ = ["DEFAULT_IN_FLIGHT", "HttpSource", "in_flight", "read_ahead"]
 #: Requests in flight per process unless dask config ``pyr.requests-in-flight`` says otherwise.
 DEFAULT_IN_FLIGHT = 32
 _RETRY = frozenset({429, 500, 502, 503, 504})
+# S3's answers that the request must go to another region or endpoint (GDAL follows them, see Redirected)
+_ELSEWHERE = frozenset({"PermanentRedirect", "TemporaryRedirect", "AuthorizationHeaderMalformed"})
+_CODE = re.compile(rb"<Code>([A-Za-z0-9.]{1,64})</Code>")
+_ERROR_BODY = 8192  # bytes of an error answer read for its code
+
+
+def _error_code(body: bytes) -> str | None:
+    """The ``<Code>`` of an S3 (or S3-like) XML error body, else ``None``.
+
+    >>> _error_code(b"<?xml ...?><Error><Code>SignatureDoesNotMatch</Code><Message>...</Message></Error>")
+    'SignatureDoesNotMatch'
+    """
+    found = _CODE.search(body)
+    return None if found is None else found.group(1).decode()
 
 
 def in_flight() -> int:
@@ -143,15 +171,22 @@ class _Client:
             self.sem, self.limit = asyncio.Semaphore(limit), limit
         return self.session, self.sem
 
-    async def get(self, url: str, start: int, size: int, policy: _Policy, limit: int) -> bytes:
-        """Bytes ``start`` .. ``start + size`` of ``url`` (fewer past its end), retried as ``policy`` says."""
+    async def get(
+        self, url: str, start: int, size: int, policy: _Policy, limit: int, sign: Sign | None = None
+    ) -> bytes:
+        """Bytes ``start`` .. ``start + size`` of ``url`` (fewer past its end), retried as ``policy`` says.
+
+        With ``sign``, each attempt's headers are signed when it may go out.
+        """
         import aiohttp
+        from yarl import URL
 
         session, sem = self._ready(limit)
         timeout = aiohttp.ClientTimeout(
             total=policy.total or None, sock_connect=policy.connect or None, sock_read=policy.low_speed or None
         )
-        headers = {"Range": f"bytes={start}-{start + size - 1}"}
+        ranged = {"Range": f"bytes={start}-{start + size - 1}"}
+        target: Any = url if sign is None else URL(url, encoded=True)  # a signed path goes out as signed
         delay = policy.delay
         reason = ""
         for attempt in range(policy.retries + 1):
@@ -159,15 +194,22 @@ class _Client:
                 await asyncio.sleep(delay)
                 delay *= 2
             try:
-                async with sem, session.get(url, headers=headers, timeout=timeout, ssl=policy.ssl) as resp:
-                    if resp.status in (200, 206):
-                        data: bytes = await resp.read()
-                        return data[start : start + size] if resp.status == 200 else data
-                    if resp.status == 416:
-                        return b""  # past the end of the file
-                    reason = f"HTTP error code: {resp.status}"
-                    if resp.status not in _RETRY:
-                        break
+                async with sem:
+                    headers = ranged if sign is None else sign(url, ranged)
+                    async with session.get(
+                        target, headers=headers, timeout=timeout, ssl=policy.ssl, allow_redirects=sign is None
+                    ) as resp:
+                        if resp.status in (200, 206):
+                            data: bytes = await resp.read()
+                            return data[start : start + size] if resp.status == 200 else data
+                        if resp.status == 416:
+                            return b""  # past the end of the file
+                        code = _error_code(await resp.content.read(_ERROR_BODY))
+                        reason = f"HTTP error code: {resp.status}" + (f" ({code})" if code else "")
+                        if code in _ELSEWHERE or (sign is not None and 300 <= resp.status < 400):
+                            raise Redirected(f"{reason} (bytes {start}-{start + size - 1})")
+                        if resp.status not in _RETRY:
+                            break
             except TimeoutError:
                 reason = f"request timed out (GDAL_HTTP_TIMEOUT {policy.total:g} s, no byte for {policy.low_speed:g} s)"
             except (aiohttp.ClientError, OSError) as err:
@@ -287,14 +329,21 @@ _ahead = _Ahead()
 
 
 class HttpSource:
-    """One URL, read with concurrent range requests through the process's client."""
+    """One URL, read with concurrent range requests through the process's client (each signed by ``sign``, if given).
+
+    Its ranges fetched ahead are held under :attr:`held_as`: the URL, and
+    the signer's hash when signed (equal credentials, equal signers), so
+    that a read never takes a range fetched with other credentials.
+    """
 
     remote = True
 
-    def __init__(self, url: str, name: str, env: Mapping[str, str] | None) -> None:
+    def __init__(self, url: str, name: str, env: Mapping[str, str] | None, sign: Sign | None = None) -> None:
         self.url = url
         self.name = name
         self.policy = _policy(env)
+        self.sign = sign
+        self.held_as = url if sign is None else f"{url} signed:{hash(sign):x}"
         self._warm: tuple[int, int, Future[bytes]] | None = None
 
     def read_at(self, offset: int, size: int) -> bytes:
@@ -306,7 +355,7 @@ class HttpSource:
 
     def warm(self, offset: int, size: int) -> None:
         """Start the request of ``read_at(offset, size)`` now (unless it is held already); that call takes it."""
-        if not _ahead.holds((self.url, offset, size)):
+        if not _ahead.holds((self.held_as, offset, size)):
             self._warm = (offset, size, self._submit(_the_client(), offset, size, in_flight()))
 
     def prefetch(self, ranges: list[tuple[int, int]]) -> None:
@@ -315,13 +364,14 @@ class HttpSource:
         self._fetch_ahead(_the_client(), ranges, limit, want=len(ranges), cap=4 * limit)
 
     def _submit(self, client: _Client, start: int, size: int, limit: int) -> Future[bytes]:
-        return asyncio.run_coroutine_threadsafe(client.get(self.url, start, size, self.policy, limit), client.loop)
+        request = client.get(self.url, start, size, self.policy, limit, self.sign)
+        return asyncio.run_coroutine_threadsafe(request, client.loop)
 
     def _wait(self, fut: Future[bytes]) -> bytes:
         try:
             return fut.result()
-        except FetchError as err:
-            raise FetchError(sanitize(str(err).replace(self.url, self.name))) from None
+        except FetchError as err:  # the same class (Redirected declines), the name for the URL, no secrets
+            raise type(err)(sanitize(str(err).replace(self.url, self.name))) from None
 
     def read_many(self, ranges: list[tuple[int, int]], ahead: list[tuple[int, int]] | None = None) -> list[bytes]:
         """Each range; the requests (adjacent ranges merged) all in flight at once.
@@ -332,7 +382,7 @@ class HttpSource:
         """
         client = _the_client()
         limit = in_flight()
-        held = {i: _ahead.take((self.url, *r)) for i, r in enumerate(ranges)}
+        held = {i: _ahead.take((self.held_as, *r)) for i, r in enumerate(ranges)}
         missing = [i for i, hit in held.items() if hit is None]
         own = [
             (self._submit(client, start, size, limit), start, [missing[m] for m in members])
@@ -358,7 +408,7 @@ class HttpSource:
         return out
 
     def _fetch_ahead(self, client: _Client, ranges: list[tuple[int, int]], limit: int, *, want: int, cap: int) -> None:
-        held = _ahead.reserve([(self.url, *r) for r in ranges], want, cap)
+        held = _ahead.reserve([(self.held_as, *r) for r in ranges], want, cap)
         for start, size, members in merge_ranges([(k[1], k[2]) for k, _ in held]):
             request = self._submit(client, start, size, limit)
             for m in members:

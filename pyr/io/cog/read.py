@@ -5,7 +5,9 @@ process and kept, with the header GDAL reads for it, in a small cache keyed
 by the source, its overview, its GDAL options and (local files) the file's
 inode, size and modification time; a replaced file is read again. A file
 whose layout disagrees with what GDAL says of it (size, bands, dtype,
-blocks) is declined, and remembered as declined.
+blocks) is declined, and remembered as declined; so is a file the server
+says to ask for elsewhere (S3: another region or endpoint, which GDAL
+follows; see :class:`pyr.io.cog.fetch.Redirected`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 from pyr.errors import ReadError
 from pyr.io.cog.decode import codecs_available, decode_tile
-from pyr.io.cog.fetch import FetchError, Source, open_source
+from pyr.io.cog.fetch import FetchError, Redirected, Source, open_source
 from pyr.io.cog.georef import agrees
 from pyr.io.cog.layout import HEAD_BYTES, Layout, parse
 from pyr.io.gdal.sources import SourceSpec
@@ -160,6 +162,8 @@ def _parse(source: Source, overview: int | None, early: Future[Layout | None] | 
         return parse(source.read_at, overview)
     except ValueError:
         return None  # GDAL reads it, or says what is wrong with it
+    except Redirected:
+        return None  # another S3 region or endpoint: GDAL follows the server there, and reads this file
 
 
 def read_native(
@@ -177,7 +181,8 @@ def read_native(
     naming the source, the window and GDAL's reason. ``header_of(spec)`` is
     GDAL's header, asked once per file per process (for a URL, not at all
     when the file's own tags agree with ``expect``, the header the read was
-    planned with). Raises
+    planned with), and when the server sends the request elsewhere (S3:
+    another region; see :class:`~pyr.io.cog.fetch.Redirected`). Raises
     :class:`ReadError` naming the URL when a network fetch fails.
     """
     if not enabled():
@@ -185,6 +190,8 @@ def read_native(
     r0, r1, c0, c1 = window
     try:
         return _read(spec, indexes, window, header_of, expect)
+    except Redirected:
+        return None  # GDAL follows the server to another S3 region or endpoint
     except FetchError as err:
         why = str(err)
     # raised outside the handler: no exception chain (distributed pickles it with the error)
