@@ -293,3 +293,28 @@ def test_a_dates_layout_and_tiles_are_fetched_ahead_before_its_first_read(slow_s
     stats = _delay_server.stats(base, reset=True)
     assert stats["requests"] == 4 + 2  # the first date's head and tile; dates 1 and 2 took what was fetched ahead
     np.testing.assert_array_equal(got[:, 0], np.stack(arrays)[:, :, 256:])
+
+
+def test_the_dates_after_those_only_have_their_layout_read_ahead(slow_server):
+    """``layouts=`` sources (the dates beyond the ones fetched ahead) get their head read, not their tiles; their
+    first read then costs the tiles' round trip only."""
+    import time
+
+    base, root = slow_server
+    arrays = [cog_array((256, 256), seed=40 + k) for k in range(2)]
+    for k, a in enumerate(arrays):
+        write_cog(root / f"later{k}.tif", a, block=256)
+    urls = [f"{base}/later{k}.tif" for k in range(2)]
+    cube = pyr.read_cube(urls, env=ENV)
+    cog_read.clear_cache()
+    _delay_server.stats(base, reset=True)
+    cog_read.prefetch([], (1,), (0, 256, 0, 256), layouts=[source_spec(urls[1], env=ENV)])
+    deadline = time.monotonic() + 30
+    while _delay_server.stats(base)["requests"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    assert _delay_server.stats(base)["requests"] == 1  # the head only
+    with dask.config.set({"pyr.read-ahead": 0}):
+        got = cube.data.compute(scheduler="sync")
+    assert _delay_server.stats(base, reset=True)["requests"] == 1 + 2 + 1  # + date 0's head and tile, date 1's tile
+    np.testing.assert_array_equal(got[:, 0], np.stack(arrays))

@@ -38,8 +38,9 @@ __all__ = ["LOGGER_NAME", "check_sources", "read_cube", "read_date_chunk"]
 
 LOGGER_NAME = "pyr.io.cube"
 _log = logging.getLogger(LOGGER_NAME)
-#: A date's chunk task fetches ahead the network sources of this many dates on either side
-#: (:func:`read_date_chunk`; schedulers run a chunk's dates in either order).
+#: A date's chunk task fetches ahead the network sources of this many dates on either side, and reads
+#: the layouts of as many more beyond them (:func:`read_date_chunk`; schedulers run a chunk's dates in
+#: either order).
 PREFETCH_DATES = 4
 
 
@@ -58,20 +59,22 @@ def read_date_chunk(
     window: tuple[int, int, int, int],
     fill: _Fill | None,
     then: tuple[SourceSpec, ...] = (),
+    later: tuple[SourceSpec, ...] = (),
 ) -> np.ndarray:
     """Read one chunk ``(1, band, y, x)`` of one date (a task of :func:`read_cube`).
 
     ``then`` are the network sources of the dates next to this one: the
     same chunk of theirs is fetched ahead first (:func:`pyr.io.cog.prefetch`,
     which also reads the layout of a file this process has not read yet),
+    and the layouts of the ``later`` ones, the dates after those,
     so that a task reducing every date of a chunk does not wait one round
     trip per date in turn. Raises :class:`GridMismatch` if the file does not match
     ``expect``. A :class:`ReadError` is raised, or, when ``fill`` is given,
     logged as a warning on the ``pyr.io.cube`` logger and replaced by a
     nodata block.
     """
-    if then:
-        prefetch(then, indexes, window)
+    if then or later:
+        prefetch(then, indexes, window, later)
     try:
         block = read_window(spec, expect, indexes, window)
     except ReadError as err:
@@ -287,13 +290,16 @@ def _graph(
     dsk: dict[Any, Any] = {}
     for t, spec in enumerate(specs):
         near = [*specs[t + 1 : t + 1 + PREFETCH_DATES], *specs[max(0, t - PREFETCH_DATES) : t][::-1]]
+        far = [*specs[t + 1 + PREFETCH_DATES : t + 1 + 2 * PREFETCH_DATES]]
+        far += specs[max(0, t - 2 * PREFETCH_DATES) : max(0, t - PREFETCH_DATES)][::-1]
         then = tuple(s for s in near if s.path.startswith("/vsi") and s != spec)
+        later = tuple(s for s in far if s.path.startswith("/vsi") and s != spec and s not in then)
         r0 = 0
         for i, cy in enumerate(ychunks):
             c0 = 0
             for j, cx in enumerate(xchunks):
                 window = (r0, r0 + cy, c0, c0 + cx)
-                dsk[(name, t, 0, i, j)] = (read_date_chunk, spec, header, indexes, window, fill, then)
+                dsk[(name, t, 0, i, j)] = (read_date_chunk, spec, header, indexes, window, fill, then, later)
                 c0 += cx
             r0 += cy
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=())

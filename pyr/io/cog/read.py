@@ -198,14 +198,21 @@ def read_native(
     raise ReadError(f"Cannot read {spec.name!r} (rows {r0}:{r1}, cols {c0}:{c1}): {why}")
 
 
-def prefetch(specs: Sequence[SourceSpec], indexes: tuple[int, ...], window: tuple[int, int, int, int]) -> None:
+def prefetch(
+    specs: Sequence[SourceSpec],
+    indexes: tuple[int, ...],
+    window: tuple[int, int, int, int],
+    layouts: Sequence[SourceSpec] = (),
+) -> None:
     """Start fetching what reading ``window`` of each remote source of ``specs`` needs first; never waits.
 
     For a file whose layout this process knows, the window's tiles; else a
     background thread reads its layout (its head holds the tile index) and
     then starts fetching the window's tiles. A cube's chunk task calls it for
     the dates it reads next, so that their round trips overlap the one it
-    waits for (:func:`pyr.io.cube.read_date_chunk`). The bytes are held as
+    waits for (:func:`pyr.io.cube.read_date_chunk`). Of the sources
+    ``layouts`` (the dates after those) only the layout is read ahead, so
+    that their tiles are one round trip away when they are next. The bytes are held as
     the read-ahead's are (:mod:`pyr.io.cog.http`); a fetch that fails is
     fetched again, with its retries and errors, by the read that needs it,
     so this never raises. Off when ``pyr.read-ahead`` is 0.
@@ -214,14 +221,15 @@ def prefetch(specs: Sequence[SourceSpec], indexes: tuple[int, ...], window: tupl
 
     if not enabled() or not read_ahead():
         return
-    for spec in specs:
+    for spec, tiles in [*((s, True) for s in specs), *((s, False) for s in layouts)]:
         try:
-            _prefetch(spec, indexes, window)
+            _prefetch(spec, indexes, window if tiles else None)
         except Exception:  # a hint only: the read itself reports what is wrong
             continue
 
 
-def _prefetch(spec: SourceSpec, indexes: tuple[int, ...], window: tuple[int, int, int, int]) -> None:
+def _prefetch(spec: SourceSpec, indexes: tuple[int, ...], window: tuple[int, int, int, int] | None) -> None:
+    """Fetch ``window``'s tiles of ``spec`` ahead, reading its layout first if unknown (``None``: only that)."""
     if not spec.path.startswith("/vsi"):
         return
     with open_source(spec.path, spec.name, spec.env) as source:
@@ -234,7 +242,7 @@ def _prefetch(spec: SourceSpec, indexes: tuple[int, ...], window: tuple[int, int
         if not known:
             _layout_ahead(spec, key, indexes, window)
             return
-        if entry is not None:  # else declined: GDAL reads it
+        if entry is not None and window is not None:  # else declined (GDAL reads it), or only the layout
             _prefetch_tiles(source, entry[0], indexes, window)
 
 
@@ -246,7 +254,7 @@ def _prefetch_tiles(
 
 
 def _layout_ahead(
-    spec: SourceSpec, key: tuple[Any, ...], indexes: tuple[int, ...], window: tuple[int, int, int, int]
+    spec: SourceSpec, key: tuple[Any, ...], indexes: tuple[int, ...], window: tuple[int, int, int, int] | None
 ) -> None:
     """Read the layout of remote ``spec`` in a background thread, then prefetch ``window``'s tiles; never waits.
 
@@ -264,7 +272,8 @@ def _layout_ahead(
             _early[key] = future = _pool.submit(lambda: _read_layout(spec))  # a failure is the first read's to report
             while len(_early) > _CACHE_SIZE:
                 _early.popitem(last=False)
-    future.add_done_callback(lambda done: _tiles_ahead(spec, done, indexes, window))
+    if window is not None:
+        future.add_done_callback(lambda done: _tiles_ahead(spec, done, indexes, window))
 
 
 def _read_layout(spec: SourceSpec) -> Layout | None:
