@@ -207,11 +207,9 @@ def test_a_wrong_secret_is_a_read_error_naming_the_file_never_the_secret(signed_
         assert WRONG not in repr(err)
 
 
-def test_a_session_token_is_sent_and_signed(signed_s3, cog_bytes):
-    blob, data, _ = cog_bytes
-    url = signed_s3.put(BUCKET, blob)
-    role = signed_s3.role
-    env = signed_s3.env(role)
+def _read_natively(signed_s3, url, env, data):
+    """Read all of ``url`` natively under ``env`` (GDAL's header planned first): its header and the server's log
+    entries of aiohttp's requests (at least one), the pixels checked against ``data``."""
     spec = source_spec(url, env=env)
     planned = read_header(spec)
     signed_s3.reset()
@@ -220,6 +218,14 @@ def test_a_session_token_is_sent_and_signed(signed_s3, cog_bytes):
     np.testing.assert_array_equal(got[0][0], data)
     entries = _by_aiohttp(signed_s3.log(url))
     assert entries
+    return planned, entries
+
+
+def test_a_session_token_is_sent_and_signed(signed_s3, cog_bytes):
+    blob, data, _ = cog_bytes
+    url = signed_s3.put(BUCKET, blob)
+    role = signed_s3.role
+    planned, entries = _read_natively(signed_s3, url, signed_s3.env(role), data)
     assert all(e["token"] and "x-amz-security-token" in e["signed"] and e["status"] == 206 for e in entries)
     # the server does check it: the same keys without their token are refused
     without = signed_s3.env({k: v for k, v in role.items() if k != "session_token"})
@@ -232,15 +238,7 @@ def test_a_session_token_is_sent_and_signed(signed_s3, cog_bytes):
 def test_requester_pays_header_is_sent_and_signed(signed_s3, cog_bytes):
     blob, data, _ = cog_bytes
     url = signed_s3.put(PAYER, blob)
-    env = signed_s3.env(signed_s3.keys, requester_pays=True)
-    spec = source_spec(url, env=env)
-    planned = read_header(spec)
-    signed_s3.reset()
-    got = cog_read.read_native(spec, (1,), FULL, _no_gdal_open, expect=planned)
-    assert got is not None
-    np.testing.assert_array_equal(got[0][0], data)
-    entries = _by_aiohttp(signed_s3.log(url))
-    assert entries
+    planned, entries = _read_natively(signed_s3, url, signed_s3.env(signed_s3.keys, requester_pays=True), data)
     assert all(e["payer"] == "requester" and "x-amz-request-payer" in e["signed"] for e in entries)
     # the bucket does need it: without requester pays the same read is refused
     unpaid = signed_s3.env(signed_s3.keys)
