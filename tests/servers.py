@@ -672,3 +672,17 @@ def serve(server: RangeServer, path: Path, prefix: str = "") -> tuple[str, str]:
     """Serve the file at a fresh name; return (name, URL)."""
     name = f"{prefix}{uuid.uuid4().hex[:8]}/{path.name}"
     return name, server.put(name, path.read_bytes())
+
+
+def layouts_read_ahead(timeout: float = 30.0) -> int:
+    """Wait until the layouts pyr's COG reader is reading ahead in this process are in; how many it holds.
+
+    A lazy read of a URL starts reading the file's layout in the background
+    while GDAL opens it: a test counting a server's requests waits for it.
+    """
+    from pyr.io.cog import read as cog_read
+
+    deadline = time.monotonic() + timeout
+    while not all(f.done() for f in list(cog_read._early.values())) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return len(cog_read._early)

@@ -16,7 +16,7 @@ from pathlib import Path
 import dask
 import numpy as np
 import pytest
-from servers import FAST, SECRET, cog_array, parse_range_header, serve, tile_ranges, write_cog
+from servers import FAST, SECRET, cog_array, layouts_read_ahead, parse_range_header, serve, tile_ranges, write_cog
 
 import pyr
 from pyr import ReadError, cloud_env
@@ -85,6 +85,7 @@ def test_a_chunks_tiles_are_in_flight_together_on_one_thread(slow_server, no_rea
 def test_next_chunks_are_fetched_ahead_each_tile_once(slow_server):
     base, root = slow_server
     r = pyr.read(f"{base}/ahead.tif", chunks=(256, 1024), env=ENV)  # a row of 4 tiles: one request a chunk
+    layouts_read_ahead()  # the build's own request is in before the count starts
     _delay_server.stats(base, reset=True)
     out = r.data.compute(scheduler="sync")
     stats = _delay_server.stats(base, reset=True)
@@ -98,6 +99,7 @@ def test_next_chunks_are_fetched_ahead_each_tile_once(slow_server):
 def test_requests_in_flight_is_capped_by_dask_config(slow_server):
     base, _ = slow_server
     r = pyr.read(f"{base}/wide.tif", chunks=(1024, 256), env=ENV)
+    layouts_read_ahead()  # the build's own request is in before the count starts
     _delay_server.stats(base, reset=True)
     with dask.config.set({"pyr.requests-in-flight": 2}):
         r.data.compute(scheduler="threads", num_workers=4)
@@ -254,6 +256,7 @@ def test_a_cube_chunk_task_fetches_the_next_dates_while_it_waits_for_one(slow_se
         write_cog(root / f"date{k}.tif", a, block=256)
     urls = [f"{base}/date{k}.tif" for k in range(3)]
     cube = pyr.read_cube(urls, env=ENV)  # the first file's header, read here by GDAL
+    layouts_read_ahead()  # the build's own request is in before the count starts
     cog_read.clear_cache()
     _delay_server.stats(base, reset=True)
     top = pyr.reduce_time(cube, "max").data.compute(scheduler="sync")  # one task: the three dates in turn
@@ -263,6 +266,7 @@ def test_a_cube_chunk_task_fetches_the_next_dates_while_it_waits_for_one(slow_se
     for k, a in enumerate(arrays):
         write_cog(root / f"again{k}.tif", a, block=256)
     again = pyr.read_cube([f"{base}/again{k}.tif" for k in range(3)], env=ENV)
+    layouts_read_ahead()  # the build's own request is in before the count starts
     _delay_server.stats(base, reset=True)
     with dask.config.set({"pyr.read-ahead": 0}):  # off: one request at a time
         pyr.reduce_time(again, "max").data.compute(scheduler="sync")
@@ -280,6 +284,7 @@ def test_a_dates_layout_and_tiles_are_fetched_ahead_before_its_first_read(slow_s
         write_cog(root / f"early{k}.tif", a, block=256)
     urls = [f"{base}/early{k}.tif" for k in range(3)]
     cube = pyr.read_cube(urls, chunks=(256, 256), env=ENV)  # the first file's header, read here by GDAL
+    layouts_read_ahead()  # the build's own request is in before the count starts
     cog_read.clear_cache()
     _delay_server.stats(base, reset=True)
     cog_read.prefetch([source_spec(u, env=ENV) for u in urls[1:]], (1,), (0, 256, 256, 512))
@@ -306,6 +311,7 @@ def test_the_dates_after_those_only_have_their_layout_read_ahead(slow_server):
         write_cog(root / f"later{k}.tif", a, block=256)
     urls = [f"{base}/later{k}.tif" for k in range(2)]
     cube = pyr.read_cube(urls, env=ENV)
+    layouts_read_ahead()  # the build's own request is in before the count starts
     cog_read.clear_cache()
     _delay_server.stats(base, reset=True)
     cog_read.prefetch([], (1,), (0, 256, 0, 256), layouts=[source_spec(urls[1], env=ENV)])
@@ -318,3 +324,18 @@ def test_the_dates_after_those_only_have_their_layout_read_ahead(slow_server):
         got = cube.data.compute(scheduler="sync")
     assert _delay_server.stats(base, reset=True)["requests"] == 1 + 2 + 1  # + date 0's head and tile, date 1's tile
     np.testing.assert_array_equal(got[:, 0], np.stack(arrays))
+
+
+def test_a_lazy_read_of_a_url_fetches_its_layout_while_gdal_opens_it(slow_server):
+    """Building ``read`` (GDAL opens the URL for the header) also starts reading the native layout, so the first
+    chunk task sends only its tiles' request."""
+    base, root = slow_server
+    write_cog(root / "one.tif", cog_array((256, 256), seed=50), block=256)
+    url = f"{base}/one.tif"
+    cog_read.clear_cache()
+    r = pyr.read(url, chunks=(256, 256), env=ENV)
+    assert layouts_read_ahead() == 1
+    _delay_server.stats(base, reset=True)
+    out = r.data.compute(scheduler="sync")
+    assert _delay_server.stats(base, reset=True)["requests"] == 1  # the tile; the head was read during the build
+    np.testing.assert_array_equal(out, pyr.read(root / "one.tif").data)

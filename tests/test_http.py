@@ -20,7 +20,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from servers import FAST, SECRET, cog_array, no_network_options, parse_range_header, serve, tile_ranges, write_cog
+from servers import (
+    FAST,
+    SECRET,
+    cog_array,
+    layouts_read_ahead,
+    no_network_options,
+    parse_range_header,
+    serve,
+    tile_ranges,
+    write_cog,
+)
 
 import pyr
 from pyr import ReadError, cloud_env
@@ -43,11 +53,14 @@ def test_lazy_http_read_equals_local_read_and_opens_only_the_header(http_server,
     with raise_if_dask_computes():
         remote = pyr.read(url, chunks=(512, 512), env=ENV)
     assert remote.is_lazy
-    # graph building: the header of this file only (a HEAD for its size, one GET of the header)
+    # graph building: the header of this file only (a HEAD for its size, GDAL's GET of the header, and
+    # the native reader's GET of the head holding the tile index, made meanwhile)
+    native = layouts_read_ahead()
+    assert native == 1
     assert {p for p in http_server.paths() if name.split("/")[0] in p} == {"/" + name}
     assert http_server.requests(name, method="HEAD") <= 1
-    assert gets(http_server, name) == 1
-    assert http_server.bytes_sent(name) <= 65536
+    assert gets(http_server, name) == 1 + native
+    assert http_server.bytes_sent(name) <= 65536 * (1 + native)
     assert_raster_equal(remote, pyr.read(path))
     np.testing.assert_array_equal(remote.data.compute(scheduler="threads")[0], data)
     assert http_server.paths() >= {"/" + name}
@@ -60,6 +73,7 @@ def _per_chunk_requests(server, name, raster):
     Returns {(i, j): (Range headers of the chunk's GETs, every range fetched so far)}:
     GDAL keeps what it fetched, so a tile may come partly from an earlier request.
     """
+    layouts_read_ahead()  # the build's own requests are in before the count starts
     out = {}
     nby, nbx = raster.data.numblocks[1:]
     for i in range(nby):

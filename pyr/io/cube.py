@@ -27,7 +27,7 @@ from pyr._values import band_names as band_names_of
 from pyr.cube import Cube
 from pyr.errors import GridMismatch, InvalidArgument, ReadError
 from pyr.geobox import GeoBox
-from pyr.io.cog import prefetch
+from pyr.io.cog import layouts_ahead, prefetch
 from pyr.io.gdal.sources import SourceSpec, display_name
 from pyr.io.tiff import Header, auto_chunks, read_header, read_window, source_spec, split
 from pyr.ops.reduce import max_cells
@@ -229,6 +229,7 @@ def read_cube(
     if chunks2d is None:
         raise InvalidArgument("chunks=None: read_cube is lazy; pass 'auto', an int or (y, x), and compute() it.")
     parsed_times = _times(times, items)
+    layouts_ahead(specs[:1])  # its layout is fetched while GDAL opens it (no other source is touched here)
     header = read_header(specs[0])
     idx = parse_band_indices(bands, header.count, source=specs[0].name)
     idx = tuple(range(header.count)) if idx is None else idx

@@ -22,7 +22,7 @@ from pyr._imports import ensure
 from pyr._values import band_names as band_names_of
 from pyr.errors import GridMismatch, InvalidArgument, ReadError
 from pyr.geobox import GeoBox
-from pyr.io.cog import read_native
+from pyr.io.cog import layouts_ahead, read_native
 from pyr.io.gdal.env import GdalEnv
 from pyr.io.gdal.handles import dataset, out_of_files_error
 from pyr.io.gdal.messages import out_of_files, reason
@@ -325,6 +325,7 @@ def read(
         raise InvalidArgument(f"scaled={scaled!r}: expected True or False.")
     spec = source_spec(source, env=env, overview=overview)
     chunks2d = parse_chunks2d(chunks)
+    layouts_ahead([spec])  # a URL's layout is fetched while GDAL opens it for the header
     header = read_header(spec)
     indexes = parse_band_indices(bands, header.count, source=spec.name)
     idx = tuple(range(header.count)) if indexes is None else indexes

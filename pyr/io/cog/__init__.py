@@ -25,6 +25,6 @@ without them, or with the environment variable ``PYR_NATIVE=0``, GDAL reads
 everything (without aiohttp, every URL; without botocore, signed S3).
 """
 
-from pyr.io.cog.read import enabled, prefetch, read_native
+from pyr.io.cog.read import enabled, layouts_ahead, prefetch, read_native
 
-__all__ = ["enabled", "prefetch", "read_native"]
+__all__ = ["enabled", "layouts_ahead", "prefetch", "read_native"]

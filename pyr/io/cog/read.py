@@ -29,7 +29,7 @@ from pyr.io.cog.georef import agrees
 from pyr.io.cog.layout import HEAD_BYTES, Layout, parse
 from pyr.io.gdal.sources import SourceSpec
 
-__all__ = ["enabled", "prefetch", "read_native"]
+__all__ = ["enabled", "layouts_ahead", "prefetch", "read_native"]
 
 _CACHE_SIZE = 256
 _OFF = ("0", "false", "no", "off")
@@ -226,6 +226,15 @@ def prefetch(
             _prefetch(spec, indexes, window if tiles else None)
         except Exception:  # a hint only: the read itself reports what is wrong
             continue
+
+
+def layouts_ahead(specs: Sequence[SourceSpec]) -> None:
+    """Start reading the layouts of the remote sources ``specs`` in the background; never waits.
+
+    A lazy read calls it before GDAL opens the first file for the graph, so
+    that the two overlap and the first chunk task finds the layout read.
+    """
+    prefetch((), (), (0, 0, 0, 0), layouts=specs)
 
 
 def _prefetch(spec: SourceSpec, indexes: tuple[int, ...], window: tuple[int, int, int, int] | None) -> None:
