@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -22,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+from benchmarks._http import byte_range
 
 
 class _Stats:
@@ -94,10 +93,9 @@ def _handler(root: str, delay: float, rate: float, stats: _Stats) -> type[BaseHT
                     return
                 size = os.path.getsize(path)
                 start, end = 0, size - 1
-                m = _RANGE.match(self.headers.get("Range", "").strip())
-                if m and m.group(1):
-                    start = int(m.group(1))
-                    end = min(int(m.group(2)) if m.group(2) else size - 1, size - 1)
+                asked = byte_range(self.headers.get("Range"), size)
+                if asked is not None:
+                    start, end = asked
                     if start >= size:
                         self.send_response(416)
                         self.send_header("Content-Range", f"bytes */{size}")

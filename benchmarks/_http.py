@@ -16,6 +16,22 @@ from typing import Any
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The first and last byte a ``Range`` header (``bytes=a-b``, ``bytes=a-``, ``bytes=-n``) asks of ``size``.
+
+    ``None`` without a range (the whole file, 200). A first byte at or past
+    ``size`` is unsatisfiable (416). Used by both benchmark servers.
+    """
+    m = _RANGE.match((header or "").strip())
+    if not m or not (m.group(1) or m.group(2)):
+        return None
+    if m.group(1):
+        start, end = int(m.group(1)), int(m.group(2)) if m.group(2) else size - 1
+    else:
+        start, end = max(size - int(m.group(2)), 0), size - 1
+    return start, min(end, size - 1)
+
+
 class Counter:
     """Bytes and requests served (thread-safe)."""
 
@@ -65,14 +81,15 @@ def _handler(root: str, counter: Counter) -> type[BaseHTTPRequestHandler]:
                 return
             size = os.path.getsize(path)
             start, end = 0, size - 1
-            m = _RANGE.match(self.headers.get("Range", "").strip())
-            if m:
-                if m.group(1):
-                    start = int(m.group(1))
-                    end = int(m.group(2)) if m.group(2) else size - 1
-                else:
-                    start = max(size - int(m.group(2)), 0)
-                end = min(end, size - 1)
+            asked = byte_range(self.headers.get("Range"), size)
+            if asked is not None and asked[0] >= size:
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if asked is not None:
+                start, end = asked
                 self.send_response(206)
                 self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
             else:
