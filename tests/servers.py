@@ -680,9 +680,9 @@ def layouts_read_ahead(timeout: float = 30.0) -> int:
     A lazy read of a URL starts reading the file's layout in the background
     while GDAL opens it: a test counting a server's requests waits for it.
     """
-    from pyr.io.cog import read as cog_read
+    from pyr.io.cog import cache
 
     deadline = time.monotonic() + timeout
-    while not all(f.done() for f in list(cog_read._early.values())) and time.monotonic() < deadline:
+    while not all(f.done() for f in list(cache._early.values())) and time.monotonic() < deadline:
         time.sleep(0.01)
-    return len(cog_read._early)
+    return len(cache._early)

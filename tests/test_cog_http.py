@@ -20,6 +20,7 @@ from servers import FAST, SECRET, cog_array, layouts_read_ahead, parse_range_hea
 
 import pyr
 from pyr import ReadError, cloud_env
+from pyr.io.cog import prefetch
 from pyr.io.cog import read as cog_read
 from pyr.io.tiff import read_header, source_spec
 
@@ -287,7 +288,7 @@ def test_a_dates_layout_and_tiles_are_fetched_ahead_before_its_first_read(slow_s
     layouts_read_ahead()  # the build's own request is in before the count starts
     cog_read.clear_cache()
     _delay_server.stats(base, reset=True)
-    cog_read.prefetch([source_spec(u, env=ENV) for u in urls[1:]], (1,), (0, 256, 256, 512))
+    prefetch([source_spec(u, env=ENV) for u in urls[1:]], (1,), (0, 256, 256, 512))
     deadline = time.monotonic() + 30
     while _delay_server.stats(base)["requests"] < 4 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -314,7 +315,7 @@ def test_the_dates_after_those_only_have_their_layout_read_ahead(slow_server):
     layouts_read_ahead()  # the build's own request is in before the count starts
     cog_read.clear_cache()
     _delay_server.stats(base, reset=True)
-    cog_read.prefetch([], (1,), (0, 256, 0, 256), layouts=[source_spec(urls[1], env=ENV)])
+    prefetch([], (1,), (0, 256, 0, 256), layouts=[source_spec(urls[1], env=ENV)])
     deadline = time.monotonic() + 30
     while _delay_server.stats(base)["requests"] < 1 and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -16,8 +16,11 @@ header), :mod:`~pyr.io.cog.fetch` (where the bytes come from),
 :mod:`~pyr.io.cog.http` (the per-process HTTP fetcher),
 :mod:`~pyr.io.cog.s3` (the URL of an S3 object and the signer of its requests),
 :mod:`~pyr.io.cog.georef` (whether a file's own tags give the planned grid),
-:mod:`~pyr.io.cog.decode` (codec and predictor), :mod:`~pyr.io.cog.read`
-(the window read and the per-process layout cache).
+:mod:`~pyr.io.cog.decode` (codec and predictor), :mod:`~pyr.io.cog.cache`
+(the layouts this process knows, and those read ahead),
+:mod:`~pyr.io.cog.read` (the window read), :mod:`~pyr.io.cog.ahead`
+(fetching ahead of reads: the next dates' tiles, layouts in background
+threads).
 
 It needs imagecodecs (the ``pyr[native]`` extra), aiohttp for URLs, and
 botocore (installed with the ``pyr[s3]`` extra) for signed S3 requests;
@@ -25,6 +28,7 @@ without them, or with the environment variable ``PYR_NATIVE=0``, GDAL reads
 everything (without aiohttp, every URL; without botocore, signed S3).
 """
 
-from pyr.io.cog.read import enabled, layouts_ahead, prefetch, read_native
+from pyr.io.cog.ahead import layouts_ahead, prefetch
+from pyr.io.cog.read import enabled, read_native
 
 __all__ = ["enabled", "layouts_ahead", "prefetch", "read_native"]

@@ -108,6 +108,28 @@ class Layout:
         """Position in ``offsets`` of tile (``ty``, ``tx``) of ``plane`` (0 unless planar)."""
         return (plane * self.tiles_down + ty) * self.tiles_across + tx
 
+    def fits(self, indexes: tuple[int, ...], window: tuple[int, int, int, int]) -> bool:
+        """Whether ``window`` = (row0, row1, col0, col1) lies inside the image and bands ``indexes`` (1-based) exist."""
+        r0, r1, c0, c1 = window
+        inside = 0 <= r0 < r1 <= self.height and 0 <= c0 < c1 <= self.width
+        return inside and all(1 <= i <= self.samples for i in indexes)
+
+    def window_tiles(self, indexes: tuple[int, ...], window: tuple[int, int, int, int]) -> list[tuple[int, ...]]:
+        """(plane, tile row, tile col, position in the index) of every tile ``window`` touches."""
+        r0, r1, c0, c1 = window
+        th, tw = self.tile_height, self.tile_width
+        planes = sorted({i - 1 for i in indexes}) if self.planar else [0]
+        return [
+            (p, ty, tx, self.tile_index(p, ty, tx))
+            for p in planes
+            for ty in range(r0 // th, (r1 - 1) // th + 1)
+            for tx in range(c0 // tw, (c1 - 1) // tw + 1)
+        ]
+
+    def tile_ranges(self, tiles: list[tuple[int, ...]]) -> list[tuple[int, int]]:
+        """The (offset, byte count) of each of ``tiles`` (as :meth:`window_tiles` gives them) in the file."""
+        return [(int(self.offsets[k]), int(self.counts[k])) for *_, k in tiles]
+
 
 class _Reader:
     """Bytes of a file through one head buffer; reads past it go to ``read_at``."""

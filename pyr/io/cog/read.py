@@ -1,9 +1,9 @@
 """A window of a tiled GeoTIFF read natively: the tiles it needs, fetched at once, decoded, assembled.
 
 The layout of each file (see :mod:`pyr.io.cog.layout`) is read once per
-process and kept, with the header GDAL reads for it, in a small cache keyed
-by the source, its overview, its GDAL options and (local files) the file's
-inode, size and modification time; a replaced file is read again. A file
+process and kept, with the header GDAL reads for it (:mod:`pyr.io.cog.cache`,
+keyed by the source, its overview, its GDAL options and, for local files,
+the file's identity, so a replaced file is read again). A file
 whose layout disagrees with what GDAL says of it (size, bands, dtype,
 blocks) is declined, and remembered as declined; so is a file the server
 says to ask for elsewhere (S3: another region or endpoint, which GDAL
@@ -13,80 +13,24 @@ follows; see :class:`pyr.io.cog.fetch.Redirected`).
 from __future__ import annotations
 
 import os
-import queue
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
 
 from pyr.errors import ReadError
+from pyr.io.cog import cache
 from pyr.io.cog.decode import codecs_available, decode_tile
 from pyr.io.cog.fetch import FetchError, Redirected, Source, open_source
 from pyr.io.cog.georef import agrees
-from pyr.io.cog.layout import HEAD_BYTES, Layout, parse
+from pyr.io.cog.layout import HEAD_BYTES, Layout
 from pyr.io.gdal.sources import SourceSpec
 
-__all__ = ["enabled", "layouts_ahead", "prefetch", "read_native"]
+__all__ = ["clear_cache", "enabled", "read_native"]
 
-_CACHE_SIZE = 256
 _OFF = ("0", "false", "no", "off")
-
-#: Threads per process that read the layouts of remote files ahead of their first read (they wait on the network).
-LAYOUT_THREADS = 8
-
-_lock = threading.Lock()
-_cache: OrderedDict[tuple[Any, ...], tuple[Layout, Any] | None] = OrderedDict()
-# layouts of remote files read ahead (see _layout_ahead), until their first read takes them
-_early: OrderedDict[tuple[Any, ...], Future[Layout | None]] = OrderedDict()
 _available: bool | None = None
-
-
-class _Background:
-    """Up to ``size`` daemon threads running submitted calls (a process exits without waiting for them).
-
-    A layout read ahead waits on the network, up to GDAL's timeouts and
-    retries; nobody waits for its result at exit, so neither does the process.
-    """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.calls: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]]] = queue.SimpleQueue()
-        self.threads: list[threading.Thread] = []
-
-    def submit(self, call: Callable[[], Any]) -> Future[Any]:
-        """``call()``'s outcome, run in a background thread."""
-        future: Future[Any] = Future()
-        self.calls.put((future, call))
-        if len(self.threads) < self.size:
-            thread = threading.Thread(target=self._run, name=f"pyr-layout-{len(self.threads)}", daemon=True)
-            thread.start()
-            self.threads.append(thread)
-        return future
-
-    def _run(self) -> None:
-        while True:
-            future, call = self.calls.get()
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(call())
-                except BaseException as err:
-                    future.set_exception(err)
-
-
-_pool: _Background | None = None
-
-
-def _after_fork_in_child() -> None:
-    global _lock, _pool
-    _lock = threading.Lock()
-    _pool = None
-    _early.clear()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def enabled() -> bool:
@@ -103,10 +47,8 @@ def enabled() -> bool:
 
 
 def clear_cache() -> None:
-    """Forget every layout of this process."""
-    with _lock:
-        _cache.clear()
-        _early.clear()
+    """Forget every layout of this process (:func:`pyr.io.cog.cache.clear`)."""
+    cache.clear()
 
 
 def _entry(
@@ -118,21 +60,18 @@ def _entry(
     own tags give exactly its grid, bands, dtype and nodata, and neither has
     band scales or offsets (:func:`pyr.io.cog.georef.agrees`): no GDAL open then.
     """
-    key = _key(spec, source)
-    with _lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    with _lock:
-        early = _early.pop(key, None)
+    k = cache.key(spec, source)
+    known, entry = cache.lookup(k)
+    if known:
+        return entry
+    early = cache.take_early(k)
     header = None
     if source.remote:  # GDAL's open and the header fetch both wait on the network: overlap them
         if early is None:
             source.warm(0, HEAD_BYTES)
         if expect is None:
             header = header_of(spec)
-    layout = _parse(source, spec.overview, early)
-    entry = None
+    layout = _layout(source, spec.overview, early)
     if layout is not None:
         if header is None and source.remote and expect is not None and agrees(layout, expect):
             header = expect
@@ -144,26 +83,18 @@ def _entry(
             and tuple(header.block_shape) == (layout.tile_height, layout.tile_width)
         ):
             entry = (layout, header)
-    with _lock:
-        _cache[key] = entry
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
+    cache.store(k, entry)
     return entry
 
 
-def _parse(source: Source, overview: int | None, early: Future[Layout | None] | None) -> Layout | None:
-    """The layout of ``source``: read ahead (``early``), else now; ``None`` when declined or unparsable."""
+def _layout(source: Source, overview: int | None, early: Future[Layout | None] | None) -> Layout | None:
+    """The layout of ``source``: the one read ahead (``early``), else read now; ``None`` when declined."""
     if early is not None:
         try:
             return early.result()
         except Exception:  # a failed fetch ahead: read it now, with this read's retries and errors
             pass
-    try:
-        return parse(source.read_at, overview)
-    except ValueError:
-        return None  # GDAL reads it, or says what is wrong with it
-    except Redirected:
-        return None  # another S3 region or endpoint: GDAL follows the server there, and reads this file
+    return cache.read_layout(source, overview)
 
 
 def read_native(
@@ -198,117 +129,6 @@ def read_native(
     raise ReadError(f"Cannot read {spec.name!r} (rows {r0}:{r1}, cols {c0}:{c1}): {why}")
 
 
-def prefetch(
-    specs: Sequence[SourceSpec],
-    indexes: tuple[int, ...],
-    window: tuple[int, int, int, int],
-    layouts: Sequence[SourceSpec] = (),
-) -> None:
-    """Start fetching what reading ``window`` of each remote source of ``specs`` needs first; never waits.
-
-    For a file whose layout this process knows, the window's tiles; else a
-    background thread reads its layout (its head holds the tile index) and
-    then starts fetching the window's tiles. A cube's chunk task calls it for
-    the dates it reads next, so that their round trips overlap the one it
-    waits for (:func:`pyr.io.cube.read_date_chunk`). Of the sources
-    ``layouts`` (the dates after those) only the layout is read ahead, so
-    that their tiles are one round trip away when they are next. The bytes are held as
-    the read-ahead's are (:mod:`pyr.io.cog.http`); a fetch that fails is
-    fetched again, with its retries and errors, by the read that needs it,
-    so this never raises. Off when ``pyr.read-ahead`` is 0.
-    """
-    from pyr.io.cog.http import read_ahead
-
-    if not enabled() or not read_ahead():
-        return
-    for spec, tiles in [*((s, True) for s in specs), *((s, False) for s in layouts)]:
-        try:
-            _prefetch(spec, indexes, window if tiles else None)
-        except Exception:  # a hint only: the read itself reports what is wrong
-            continue
-
-
-def layouts_ahead(specs: Sequence[SourceSpec]) -> None:
-    """Start reading the layouts of the remote sources ``specs`` in the background; never waits.
-
-    A lazy read calls it before GDAL opens the first file for the graph, so
-    that the two overlap and the first chunk task finds the layout read.
-    """
-    prefetch((), (), (0, 0, 0, 0), layouts=specs)
-
-
-def _prefetch(spec: SourceSpec, indexes: tuple[int, ...], window: tuple[int, int, int, int] | None) -> None:
-    """Fetch ``window``'s tiles of ``spec`` ahead, reading its layout first if unknown (``None``: only that)."""
-    if not spec.path.startswith("/vsi"):
-        return
-    with open_source(spec.path, spec.name, spec.env) as source:
-        if source is None or not source.remote:
-            return
-        key = _key(spec, source)
-        with _lock:
-            known = key in _cache
-            entry = _cache.get(key)
-        if not known:
-            _layout_ahead(spec, key, indexes, window)
-            return
-        if entry is not None and window is not None:  # else declined (GDAL reads it), or only the layout
-            _prefetch_tiles(source, entry[0], indexes, window)
-
-
-def _prefetch_tiles(
-    source: Source, layout: Layout, indexes: tuple[int, ...], window: tuple[int, int, int, int]
-) -> None:
-    if _fits(layout, indexes, window):
-        source.prefetch([r for r in _ranges(layout, _tiles(layout, indexes, window)) if r[1] > 0])
-
-
-def _layout_ahead(
-    spec: SourceSpec, key: tuple[Any, ...], indexes: tuple[int, ...], window: tuple[int, int, int, int] | None
-) -> None:
-    """Read the layout of remote ``spec`` in a background thread, then prefetch ``window``'s tiles; never waits.
-
-    Without it, the first read of each date of a cube waits two round trips
-    in turn (head, then tiles). The layout is read once (later calls for the
-    same file only add their windows) and kept until the file's first read
-    takes it (:func:`_entry`).
-    """
-    global _pool
-    with _lock:
-        future = _early.get(key)
-        if future is None:
-            if _pool is None:
-                _pool = _Background(LAYOUT_THREADS)
-            _early[key] = future = _pool.submit(lambda: _read_layout(spec))  # a failure is the first read's to report
-            while len(_early) > _CACHE_SIZE:
-                _early.popitem(last=False)
-    if window is not None:
-        future.add_done_callback(lambda done: _tiles_ahead(spec, done, indexes, window))
-
-
-def _read_layout(spec: SourceSpec) -> Layout | None:
-    with open_source(spec.path, spec.name, spec.env) as source:
-        if source is None:
-            return None
-        try:
-            return parse(source.read_at, spec.overview)
-        except ValueError:
-            return None
-
-
-def _tiles_ahead(
-    spec: SourceSpec, layout: Future[Layout | None], indexes: tuple[int, ...], window: tuple[int, int, int, int]
-) -> None:
-    """Once ``layout`` is read, start fetching ``window``'s tiles (a hint: nothing is raised)."""
-    try:
-        found = None if layout.exception() is not None else layout.result()
-        if found is not None:
-            with open_source(spec.path, spec.name, spec.env) as source:
-                if source is not None:
-                    _prefetch_tiles(source, found, indexes, window)
-    except Exception:
-        return
-
-
 def _read(
     spec: SourceSpec,
     indexes: tuple[int, ...],
@@ -323,11 +143,11 @@ def _read(
         if entry is None:
             return None
         layout, header = entry
-        if not _fits(layout, indexes, window):
+        if not layout.fits(indexes, window):
             return None
         r0, r1, c0, c1 = window
-        tiles = _tiles(layout, indexes, window)
-        ranges = _ranges(layout, tiles)
+        tiles = layout.window_tiles(indexes, window)
+        ranges = layout.tile_ranges(tiles)
         if any(size == 0 for _, size in ranges):
             return None  # a sparse tile: GDAL fills it
         try:
@@ -403,40 +223,10 @@ def _ahead(layout: Layout, indexes: tuple[int, ...], window: tuple[int, int, int
         ring.sort(key=lambda ij: abs(ij[0] - i0) + abs(ij[1] - j0))
         for i, j in ring:
             nxt = (i * h, min((i + 1) * h, layout.height), j * w, min((j + 1) * w, layout.width))
-            out += _ranges(layout, _tiles(layout, indexes, nxt))
+            out += layout.tile_ranges(layout.window_tiles(indexes, nxt))
         if len(out) >= want:
             break
     return [rng for rng in out[:want] if rng[1] > 0]
-
-
-def _key(spec: SourceSpec, source: Source) -> tuple[Any, ...]:
-    """The layout cache's key: the source, its overview and GDAL options, and (local files) its identity."""
-    return (*spec.key(), source.stamp())
-
-
-def _fits(layout: Layout, indexes: tuple[int, ...], window: tuple[int, int, int, int]) -> bool:
-    """Whether ``window`` lies inside the image and bands ``indexes`` (1-based) exist."""
-    r0, r1, c0, c1 = window
-    inside = 0 <= r0 < r1 <= layout.height and 0 <= c0 < c1 <= layout.width
-    return inside and all(1 <= i <= layout.samples for i in indexes)
-
-
-def _ranges(layout: Layout, tiles: list[tuple[int, ...]]) -> list[tuple[int, int]]:
-    """The (offset, byte count) of each of ``tiles`` (as :func:`_tiles` gives them) in the file."""
-    return [(int(layout.offsets[k]), int(layout.counts[k])) for *_, k in tiles]
-
-
-def _tiles(layout: Layout, indexes: tuple[int, ...], window: tuple[int, int, int, int]) -> list[tuple[int, ...]]:
-    """(plane, tile row, tile col, position in the index) of every tile the window touches."""
-    r0, r1, c0, c1 = window
-    th, tw = layout.tile_height, layout.tile_width
-    planes = sorted({i - 1 for i in indexes}) if layout.planar else [0]
-    return [
-        (p, ty, tx, layout.tile_index(p, ty, tx))
-        for p in planes
-        for ty in range(r0 // th, (r1 - 1) // th + 1)
-        for tx in range(c0 // tw, (c1 - 1) // tw + 1)
-    ]
 
 
 def _place(
