@@ -14,6 +14,7 @@ identity, instance metadata), and a bucket S3 says is in another region.
 Modules, one job each: :mod:`~pyr.io.cog.layout` (the tile index from the
 header), :mod:`~pyr.io.cog.fetch` (where the bytes come from),
 :mod:`~pyr.io.cog.http` (the per-process HTTP fetcher),
+:mod:`~pyr.io.cog.held` (the ranges it fetched ahead, until a read takes them),
 :mod:`~pyr.io.cog.s3` (the URL of an S3 object and the signer of its requests),
 :mod:`~pyr.io.cog.georef` (whether a file's own tags give the planned grid),
 :mod:`~pyr.io.cog.decode` (codec and predictor), :mod:`~pyr.io.cog.cache`

@@ -42,14 +42,13 @@ import os
 import re
 import sys
 import threading
-import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any
 
 import attrs
 
+from pyr.io.cog import held
 from pyr.io.cog.fetch import FetchError, Redirected, Sign, merge_ranges
 from pyr.io.gdal.env import NETWORK_DEFAULTS
 from pyr.io.gdal.messages import sanitize
@@ -240,92 +239,12 @@ def _close_at_exit() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _lock, _client, _ahead
+    global _lock, _client
     _lock = threading.Lock()
     _client = None
-    _ahead = _Ahead()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-class _Held:
-    """One range fetched ahead: the body of its request once it is in, and where that request starts."""
-
-    __slots__ = ("future", "since", "start")
-
-    def __init__(self) -> None:
-        self.future: Future[bytes] = Future()
-        self.start = -1
-        self.since = time.monotonic()
-
-    def follow(self, request: Future[bytes], start: int) -> None:
-        """Take the outcome of ``request`` (a request starting at ``start``) when it is in."""
-        self.start = start
-
-        def done(fut: Future[bytes]) -> None:
-            if fut.cancelled():
-                self.future.cancel()
-            elif fut.exception() is not None:
-                self.future.set_exception(fut.exception())
-            else:
-                self.future.set_result(fut.result())
-
-        request.add_done_callback(done)
-
-
-class _Ahead:
-    """Tile ranges fetched ahead of the tasks that will ask for them, in this process.
-
-        At most ``2 x pyr.requests-in-flight`` ranges are held at once; a range
-        nobody took within :data:`AHEAD_SECONDS` is dropped. A range a task has
-        taken is not fetched ahead again for :data:`TAKEN_SECONDS` (a later read
-    of the same file reads ahead again), and a range is reserved (held) before
-        its request goes out, so no range is ever fetched twice.
-    """
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.pending: OrderedDict[tuple[str, int, int], _Held] = OrderedDict()
-        self.taken: OrderedDict[tuple[str, int, int], float] = OrderedDict()
-
-    def holds(self, key: tuple[str, int, int]) -> bool:
-        """Whether the range ``key`` is held (fetched ahead, not taken yet)."""
-        with self.lock:
-            return key in self.pending
-
-    def take(self, key: tuple[str, int, int]) -> _Held | None:
-        """The held range ``key`` (``None`` if not held); from now on it is never fetched ahead."""
-        with self.lock:
-            hit = self.pending.pop(key, None)
-            now = time.monotonic()
-            self.taken.pop(key, None)
-            self.taken[key] = now
-            while self.taken and (len(self.taken) > 4096 or next(iter(self.taken.values())) < now - TAKEN_SECONDS):
-                self.taken.popitem(last=False)
-        return hit
-
-    def reserve(
-        self, keys: list[tuple[str, int, int]], want: int, cap: int
-    ) -> list[tuple[tuple[str, int, int], _Held]]:
-        """Hold the first ``want`` of ``keys`` neither held nor taken, as many as there is room for under ``cap``."""
-        now = time.monotonic()
-        with self.lock:
-            while self.pending and next(iter(self.pending.values())).since < now - AHEAD_SECONDS:
-                _, old = self.pending.popitem(last=False)
-                old.future.cancel()
-            free = max(0, min(want, cap - len(self.pending)))
-            chosen = [k for k in keys if k not in self.pending and k not in self.taken][:free]
-            out = [(k, _Held()) for k in chosen]
-            self.pending.update(out)
-        return out
-
-
-#: A range taken by a chunk read is not fetched ahead again for this long.
-TAKEN_SECONDS = 10.0
-#: A range fetched ahead and not taken for this long is dropped.
-AHEAD_SECONDS = 30.0
-_ahead = _Ahead()
 
 
 class HttpSource:
@@ -355,7 +274,7 @@ class HttpSource:
 
     def warm(self, offset: int, size: int) -> None:
         """Start the request of ``read_at(offset, size)`` now (unless it is held already); that call takes it."""
-        if not _ahead.holds((self.held_as, offset, size)):
+        if not held.ranges.holds((self.held_as, offset, size)):
             self._warm = (offset, size, self._submit(_the_client(), offset, size, in_flight()))
 
     def prefetch(self, ranges: list[tuple[int, int]]) -> None:
@@ -382,8 +301,8 @@ class HttpSource:
         """
         client = _the_client()
         limit = in_flight()
-        held = {i: _ahead.take((self.held_as, *r)) for i, r in enumerate(ranges)}
-        missing = [i for i, hit in held.items() if hit is None]
+        taken = {i: held.ranges.take((self.held_as, *r)) for i, r in enumerate(ranges)}
+        missing = [i for i, hit in taken.items() if hit is None]
         own = [
             (self._submit(client, start, size, limit), start, [missing[m] for m in members])
             for start, size, members in merge_ranges([ranges[i] for i in missing])
@@ -396,7 +315,7 @@ class HttpSource:
             for i in members:
                 offset, size = ranges[i]
                 out[i] = body[offset - start : offset - start + size]
-        for i, hit in held.items():
+        for i, hit in taken.items():
             if hit is None:
                 continue
             offset, size = ranges[i]
@@ -408,11 +327,11 @@ class HttpSource:
         return out
 
     def _fetch_ahead(self, client: _Client, ranges: list[tuple[int, int]], limit: int, *, want: int, cap: int) -> None:
-        held = _ahead.reserve([(self.held_as, *r) for r in ranges], want, cap)
-        for start, size, members in merge_ranges([(k[1], k[2]) for k, _ in held]):
+        reserved = held.ranges.reserve([(self.held_as, *r) for r in ranges], want, cap)
+        for start, size, members in merge_ranges([(k[1], k[2]) for k, _ in reserved]):
             request = self._submit(client, start, size, limit)
             for m in members:
-                held[m][1].follow(request, start)
+                reserved[m][1].follow(request, start)
 
     def stamp(self) -> None:
         """Unknown for a URL (``None``)."""
