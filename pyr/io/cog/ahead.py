@@ -92,18 +92,7 @@ def prefetch(
     layout is read ahead, so that their tiles are one round trip away when
     they are next.
     """
-    todo = [(s, window) for s in specs if _remote(s)] + [(s, None) for s in layouts if _remote(s)]
-    if not todo or not enabled():
-        return
-    from pyr.io.cog.http import read_ahead
-
-    if not read_ahead():
-        return
-    for spec, tiles_of in todo:
-        try:
-            _prefetch(spec, indexes, tiles_of)
-        except Exception:  # a hint only: the read itself reports what is wrong
-            continue
+    _start([*((s, window) for s in specs), *((s, None) for s in layouts)], indexes)
 
 
 def layouts_ahead(specs: Sequence[SourceSpec]) -> None:
@@ -112,11 +101,23 @@ def layouts_ahead(specs: Sequence[SourceSpec]) -> None:
     A lazy read calls it before GDAL opens the first file for the graph, so
     that the two overlap and the first chunk task finds the layout read.
     """
-    prefetch((), (), (0, 0, 0, 0), layouts=specs)
+    _start([(s, None) for s in specs], ())
 
 
-def _remote(spec: SourceSpec) -> bool:
-    return spec.path.startswith("/vsi")
+def _start(todo: list[tuple[SourceSpec, tuple[int, int, int, int] | None]], indexes: tuple[int, ...]) -> None:
+    """Fetch ahead, for each ``(source, window)``, the window's tiles (``None``: the layout only); remote ones."""
+    todo = [(spec, window) for spec, window in todo if spec.path.startswith("/vsi")]
+    if not todo or not enabled():
+        return
+    from pyr.io.cog.http import read_ahead
+
+    if not read_ahead():
+        return
+    for spec, window in todo:
+        try:
+            _prefetch(spec, indexes, window)
+        except Exception:  # a hint only: the read itself reports what is wrong
+            continue
 
 
 def _prefetch(spec: SourceSpec, indexes: tuple[int, ...], window: tuple[int, int, int, int] | None) -> None:
